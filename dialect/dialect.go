@@ -1,0 +1,129 @@
+package dialect
+
+import (
+	"time"
+
+	sq "github.com/Masterminds/squirrel"
+
+	"github.com/visitsession/visitsession/visit"
+)
+
+// Dialect describes one database. Implementations are immutable and safe
+// for concurrent use.
+type Dialect interface {
+	visit.SchemaDialect
+
+	// Placeholder returns the squirrel placeholder format of the driver.
+	Placeholder() sq.PlaceholderFormat
+	// Quote returns name quoted as an identifier. A qualified name
+	// ("schema.table") is quoted part by part. The name must have passed
+	// [visit.ValidateIdent]; Quote does no escaping of its own.
+	Quote(name string) string
+	// Statements returns every statement the session engine runs on t.
+	// It fails only if t does not validate.
+	Statements(t visit.Table) (Statements, error)
+	// Sweep returns the batched statements the sweeper runs on t, each
+	// touching at most batch rows.
+	Sweep(t visit.Table, batch int) (SweepStatements, error)
+
+	// EncodeTime returns the driver argument for instant t, which the
+	// engine has already truncated to microseconds.
+	EncodeTime(t time.Time) any
+	// DecodeTime converts a scanned time column to a UTC instant.
+	DecodeTime(src any) (time.Time, error)
+
+	// Classify sorts a driver error: [Duplicate] for a unique-key violation,
+	// [Retryable] for a serialization failure, deadlock, lock wait timeout
+	// or busy database, [Other] for everything else (including nil).
+	Classify(err error) Class
+
+	// Lock returns how this database takes a row lock for the locked
+	// concurrency mode.
+	Lock() Lock
+	// Prepare reports whether the engine should prepare its statements
+	// once per connection rather than send them as text each time; true
+	// where preparing saves a round trip or parsing on every call.
+	Prepare() bool
+}
+
+// Class is the kind of a driver error, as [Dialect.Classify] sees it.
+type Class int
+
+const (
+	// Other is any error that is neither a duplicate key nor retryable.
+	Other Class = iota
+	// Duplicate is a primary- or unique-key violation.
+	Duplicate
+	// Retryable is a transient failure worth running the statement or
+	// transaction again: serialization failure, deadlock, lock wait
+	// timeout, a busy or locked database.
+	Retryable
+)
+
+// String returns "other", "duplicate" or "retryable".
+func (c Class) String() string {
+	switch c {
+	case Duplicate:
+		return "duplicate"
+	case Retryable:
+		return "retryable"
+	}
+	return "other"
+}
+
+// Lock describes how the locked concurrency mode holds a row.
+type Lock struct {
+	// Begin, when not empty, is the statement that opens the locking
+	// transaction on a dedicated connection (SQLite's "BEGIN IMMEDIATE"),
+	// closed with Commit or Rollback. When empty, the engine uses a
+	// database/sql transaction.
+	Begin string
+	// Commit and Rollback close a transaction opened with Begin.
+	Commit, Rollback string
+}
+
+// Statements holds the SQL text of every statement the session engine runs,
+// in the dialect's placeholder format. The comment of each field gives the
+// order of its arguments. Times are arguments made by [Dialect.EncodeTime].
+type Statements struct {
+	// Load reads a live session: args key, now; columns data, created,
+	// expiry, version.
+	Load string
+	// LoadLocked is Load that also locks the row until the transaction
+	// ends (FOR UPDATE where the database has it).
+	LoadLocked string
+	// Insert creates a session with version 1: args key, data, created,
+	// expiry.
+	Insert string
+	// Update replaces the data of a live session at a given version, moves
+	// expiry forward only, and bumps the version: args data, expiry,
+	// expiry, key, version, now.
+	Update string
+	// UpdateAny is Update without the version check (last-write-wins):
+	// args data, expiry, expiry, key, now.
+	UpdateAny string
+	// Renew moves a live session at a given version to a new key, with
+	// its data, forward-only expiry and a bumped version: args newKey,
+	// data, expiry, expiry, key, version, now.
+	Renew string
+	// Touch moves the expiry of a live session forward, and only forward,
+	// leaving data and version alone: args expiry, key, expiry, now.
+	Touch string
+	// End clears the data of a live session and sets its expiry to now, so
+	// that the visit row stays as history: args now, key, now.
+	End string
+	// Delete removes a session's row: args key.
+	Delete string
+}
+
+// SweepStatements holds the sweeper's batched statements. Each re-checks
+// the expiry condition itself, so a session extended while the sweep runs
+// survives, and each touches at most the batch size of rows.
+type SweepStatements struct {
+	// Clear sets the data of at most a batch of expired rows that still
+	// hold data to NULL, keeping the rows: args now.
+	Clear string
+	// Delete removes at most a batch of rows whose expiry is before a
+	// cutoff (now minus the retention period): args cutoff.
+	Delete string
+}

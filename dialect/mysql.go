@@ -1,0 +1,104 @@
+package dialect
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	sq "github.com/Masterminds/squirrel"
+	"github.com/go-sql-driver/mysql"
+
+	"github.com/visitsession/visitsession/visit"
+)
+
+// MySQL returns the dialect for MySQL 8 and MariaDB 10.6 and later through
+// github.com/go-sql-driver/mysql (driver name "mysql").
+//
+// Instants are DATETIME(6) columns bound as UTC literals
+// ("2006-01-02 15:04:05.000000"), so neither the DSN's loc nor the
+// connection's time_zone shifts them, and DATETIME has no year-2038 limit.
+// The DSN may leave parseTime off; both forms are scanned. The engine
+// prepares its statements once per connection, so each call is a single
+// COM_STMT_EXECUTE round trip whether or not the DSN sets
+// interpolateParams. The sweeper batches with ORDER BY expiry LIMIT n.
+func MySQL() Dialect { return mysqlDialect }
+
+const mysqlTimeLayout = "2006-01-02 15:04:05.000000"
+
+var mysqlDialect = newDialect(spec{
+	name:        "mysql",
+	placeholder: sq.Question,
+	quoteChar:   '`',
+	types: map[visit.Column]string{
+		visit.ColKey:     "VARCHAR(40) CHARACTER SET ascii COLLATE ascii_bin NOT NULL",
+		visit.ColData:    "MEDIUMBLOB NULL",
+		visit.ColCreated: "DATETIME(6) NOT NULL",
+		visit.ColExpiry:  "DATETIME(6) NOT NULL",
+		visit.ColVersion: "BIGINT NOT NULL DEFAULT 0",
+	},
+	added: map[visit.Column]string{
+		visit.ColData:    "MEDIUMBLOB NULL",
+		visit.ColCreated: "DATETIME(6) NOT NULL DEFAULT '1970-01-01 00:00:00'",
+		visit.ColExpiry:  "DATETIME(6) NOT NULL DEFAULT '1970-01-01 00:00:00'",
+		visit.ColVersion: "BIGINT NOT NULL DEFAULT 0",
+	},
+	tableOptions: " ENGINE=InnoDB",
+	indexInTable: true,
+	prepare:      true,
+	lockSuffix:   "FOR UPDATE",
+	encodeTime:   func(t time.Time) any { return t.UTC().Format(mysqlTimeLayout) },
+	decodeTime: func(src any) (time.Time, error) {
+		switch v := src.(type) {
+		case time.Time:
+			// parseTime=true: the driver read the DATETIME's wall clock in
+			// the DSN's loc; the wall clock is UTC.
+			return time.Date(v.Year(), v.Month(), v.Day(), v.Hour(), v.Minute(), v.Second(), v.Nanosecond(), time.UTC), nil
+		case []byte:
+			return parseUTC(string(v))
+		case string:
+			return parseUTC(v)
+		}
+		return decodeTimeValue(src)
+	},
+	classify: func(err error) Class {
+		var myErr *mysql.MySQLError
+		if !errors.As(err, &myErr) {
+			return Other
+		}
+		switch myErr.Number {
+		case 1062: // ER_DUP_ENTRY
+			return Duplicate
+		case 1213, 1205: // ER_LOCK_DEADLOCK (also Galera certification failure), ER_LOCK_WAIT_TIMEOUT
+			return Retryable
+		}
+		return Other
+	},
+	columnsQuery: func(schema, table string) (string, []any) {
+		return "SELECT column_name FROM information_schema.columns " +
+			"WHERE table_schema = COALESCE(?, DATABASE()) AND table_name = ?", []any{nullable(schema), table}
+	},
+	indexQuery: func(schema, table, column string) (string, []any) {
+		return "SELECT count(*) FROM information_schema.statistics " +
+				"WHERE table_schema = COALESCE(?, DATABASE()) AND table_name = ? AND column_name = ? AND seq_in_index = 1",
+			[]any{nullable(schema), table, column}
+	},
+	sweep: func(d *sqlDialect, t visit.Table, batch int) SweepStatements {
+		n := d.names(t)
+		limit := strconv.Itoa(batch)
+		return SweepStatements{
+			Clear: fmt.Sprintf("UPDATE %s SET %s = NULL WHERE %s <= ? AND %s IS NOT NULL ORDER BY %s LIMIT %s",
+				n.table, n.data, n.expiry, n.data, n.expiry, limit),
+			Delete: fmt.Sprintf("DELETE FROM %s WHERE %s <= ? ORDER BY %s LIMIT %s", n.table, n.expiry, n.expiry, limit),
+		}
+	},
+})
+
+// parseUTC reads a DATETIME literal as a UTC instant.
+func parseUTC(s string) (time.Time, error) {
+	t, err := time.ParseInLocation("2006-01-02 15:04:05.999999999", s, time.UTC)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("dialect: time %q: %w", s, err)
+	}
+	return t, nil
+}
