@@ -147,7 +147,20 @@ func (d *sqlDialect) Sweep(t visit.Table, batch int) (SweepStatements, error) {
 	if batch < 1 {
 		return SweepStatements{}, fmt.Errorf("dialect: sweep batch %d: must be at least 1", batch)
 	}
-	return d.sweep(d, t, batch), nil
+	s := d.sweep(d, t, batch)
+	n := d.names(t)
+	byKey := sq.Expr(n.key+" = ?", nil)
+	bump := sq.Expr(n.version + " + 1")
+	s.Lease = LeaseStatements{
+		Acquire: sqlOf(d.b.Update(n.table).Set(n.data, nil).Set(n.expiry, nil).Set(n.version, bump).
+			Where(byKey).Where(sq.Expr("("+n.expiry+" <= ? OR "+n.data+" = ?)", nil, nil))),
+		Insert: sqlOf(d.b.Insert(n.table).Columns(n.key, n.data, n.created, n.expiry, n.version).
+			Values(nil, nil, nil, nil, sq.Expr("1"))),
+		Read: sqlOf(d.b.Select(n.data, n.expiry).From(n.table).Where(byKey)),
+		Renew: sqlOf(d.b.Update(n.table).Set(n.expiry, nil).Set(n.version, bump).
+			Where(byKey).Where(sq.Expr(n.data+" = ?", nil))),
+	}
+	return s, nil
 }
 
 func (d *sqlDialect) CreateTable(t visit.Table) []string {

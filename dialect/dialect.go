@@ -1,6 +1,7 @@
 package dialect
 
 import (
+	"database/sql"
 	"time"
 
 	sq "github.com/Masterminds/squirrel"
@@ -116,14 +117,66 @@ type Statements struct {
 	Delete string
 }
 
-// SweepStatements holds the sweeper's batched statements. Each re-checks
-// the expiry condition itself, so a session extended while the sweep runs
-// survives, and each touches at most the batch size of rows.
+// SweepStatements holds the sweeper's statements for one table and batch
+// size, in the dialect's placeholder format.
+//
+// A batch statement touches at most the batch size of rows, in expiry
+// order, re-checks the expiry condition itself (so a session extended
+// while the sweep runs survives), and never touches the row whose key is
+// its exclude argument (the sweeper's lease row). It reads only rows whose
+// expiry lies between two bounds, from and to, both inclusive, walking the
+// expiry index upward from from: the sweeper starts a run at the oldest
+// instant it needs and moves from up after each batch, so a batch never
+// rescans the rows that earlier batches cleared or deleted.
+//
+// There are two ways to learn where the next batch starts. Where Returning
+// is true, Clear and Delete are queries that return the expiry of every row
+// they changed, one row each; the sweeper passes the cutoff as to, and the
+// largest expiry returned becomes the next from. Otherwise the sweeper
+// first runs ClearBound or DeleteBound, passes the expiry it returns (or
+// the cutoff, when it returns no row) as to, counts the changed rows from
+// the result, and starts the next batch at that to.
 type SweepStatements struct {
-	// Clear sets the data of at most a batch of expired rows that still
-	// hold data to NULL, keeping the rows: args now.
+	// Clear sets to NULL the data of at most a batch of rows with
+	// from <= expiry <= to that still hold data, keeping the rows: args
+	// from, to, exclude.
 	Clear string
-	// Delete removes at most a batch of rows whose expiry is before a
-	// cutoff (now minus the retention period): args cutoff.
+	// Delete removes at most a batch of rows with from <= expiry <= to:
+	// args from, to, exclude. The sweeper passes a cutoff of now minus the
+	// retention period.
 	Delete string
+	// Returning reports that Clear and Delete return one row per changed
+	// row: its expiry.
+	Returning bool
+	// ClearBound and DeleteBound, set where Returning is false, return the
+	// expiry of the last row the next Clear or Delete batch would touch,
+	// the batch-th in expiry order, or no row when fewer rows qualify:
+	// args from, cutoff, exclude.
+	ClearBound, DeleteBound string
+	// Isolation, when not sql.LevelDefault, asks the sweeper to run each
+	// batch, bound query and statement, in one transaction at this
+	// isolation level. When it is sql.LevelDefault, each statement runs on
+	// its own.
+	Isolation sql.IsolationLevel
+	// Lease holds the statements on the sweeper's lease row.
+	Lease LeaseStatements
+}
+
+// LeaseStatements read and write one row of the visit table that serves as
+// a lease among sweepers: its key is fixed, its data names the holder, its
+// expiry is the instant the lease ends, and every write bumps its version.
+// Rows-affected counts of the updates are 1 on success and 0 otherwise.
+type LeaseStatements struct {
+	// Acquire takes the lease when it has ended or already belongs to the
+	// caller, setting holder and end: args holder, end, key, now, holder.
+	Acquire string
+	// Insert creates the lease row, failing with a duplicate key when it
+	// exists: args key, holder, now, end.
+	Insert string
+	// Read returns the holder and end of the lease: args key; columns data,
+	// expiry.
+	Read string
+	// Renew moves the end of a lease the caller still holds, also to now to
+	// release it: args end, key, holder.
+	Renew string
 }

@@ -1,6 +1,7 @@
 package dialect
 
 import (
+	"database/sql"
 	"errors"
 	"fmt"
 	"strconv"
@@ -84,12 +85,26 @@ var mysqlDialect = newDialect(spec{
 			[]any{nullable(schema), table, column}
 	},
 	sweep: func(d *sqlDialect, t visit.Table, batch int) SweepStatements {
+		// Neither MySQL nor MariaDB has UPDATE ... RETURNING, so a bound
+		// query finds where a batch ends before the batch runs. Both run in
+		// one READ COMMITTED transaction: InnoDB then takes no gap locks
+		// and releases at once the locks of rows it reads but does not
+		// change, so small batches do not deadlock with session writes the
+		// way one large DELETE ... WHERE expiry < ? does. Galera
+		// certification failures come back as deadlocks, which are retried.
 		n := d.names(t)
-		limit := strconv.Itoa(batch)
+		rangeOf := func(cond string) string {
+			return fmt.Sprintf("%[1]s >= ? AND %[1]s <= ?%[2]s AND %[3]s <> ? ORDER BY %[1]s", n.expiry, cond, n.key)
+		}
+		clear, del := rangeOf(" AND "+n.data+" IS NOT NULL"), rangeOf("")
+		limit := " LIMIT " + strconv.Itoa(batch)
+		bound := " LIMIT 1 OFFSET " + strconv.Itoa(batch-1)
 		return SweepStatements{
-			Clear: fmt.Sprintf("UPDATE %s SET %s = NULL WHERE %s <= ? AND %s IS NOT NULL ORDER BY %s LIMIT %s",
-				n.table, n.data, n.expiry, n.data, n.expiry, limit),
-			Delete: fmt.Sprintf("DELETE FROM %s WHERE %s <= ? ORDER BY %s LIMIT %s", n.table, n.expiry, n.expiry, limit),
+			Clear:       "UPDATE " + n.table + " SET " + n.data + " = NULL WHERE " + clear + limit,
+			ClearBound:  "SELECT " + n.expiry + " FROM " + n.table + " WHERE " + clear + bound,
+			Delete:      "DELETE FROM " + n.table + " WHERE " + del + limit,
+			DeleteBound: "SELECT " + n.expiry + " FROM " + n.table + " WHERE " + del + bound,
+			Isolation:   sql.LevelReadCommitted,
 		}
 	},
 })

@@ -69,15 +69,25 @@ var postgres = newDialect(spec{
 			[]any{nullable(schema), table, column}
 	},
 	sweep: func(d *sqlDialect, t visit.Table, batch int) SweepStatements {
+		// A batch's candidates come from a range scan of the expiry index,
+		// locked with SKIP LOCKED so that other sweepers and sessions being
+		// written are passed over, not waited for. ARRAY(...) makes them an
+		// InitPlan, so the outer statement reaches the rows through the
+		// primary key (an IN subquery may be planned as a hash join over a
+		// sequential scan of the whole table) and re-checks the expiry
+		// condition on the locked rows.
 		n := d.names(t)
-		limit := strconv.Itoa(batch)
+		candidates := func(cond string) string {
+			return fmt.Sprintf("ARRAY(SELECT %[1]s FROM %[2]s WHERE %[3]s >= $1 AND %[3]s <= $2%[4]s AND %[1]s <> $3 "+
+				"ORDER BY %[3]s LIMIT %[5]s FOR UPDATE SKIP LOCKED)", n.key, n.table, n.expiry, cond, strconv.Itoa(batch))
+		}
+		hasData := " AND " + n.data + " IS NOT NULL"
 		return SweepStatements{
-			Clear: fmt.Sprintf("UPDATE %[1]s SET %[3]s = NULL WHERE %[2]s IN ("+
-				"SELECT %[2]s FROM %[1]s WHERE %[4]s <= $1 AND %[3]s IS NOT NULL ORDER BY %[4]s LIMIT %[5]s FOR UPDATE SKIP LOCKED"+
-				") AND %[4]s <= $1", n.table, n.key, n.data, n.expiry, limit),
-			Delete: fmt.Sprintf("DELETE FROM %[1]s WHERE %[2]s IN ("+
-				"SELECT %[2]s FROM %[1]s WHERE %[3]s <= $1 ORDER BY %[3]s LIMIT %[4]s FOR UPDATE SKIP LOCKED"+
-				") AND %[3]s <= $1", n.table, n.key, n.expiry, limit),
+			Clear: fmt.Sprintf("UPDATE %[1]s SET %[2]s = NULL WHERE %[3]s = ANY(%[4]s) AND %[5]s <= $2%[6]s RETURNING %[5]s",
+				n.table, n.data, n.key, candidates(hasData), n.expiry, hasData),
+			Delete: fmt.Sprintf("DELETE FROM %[1]s WHERE %[2]s = ANY(%[3]s) AND %[4]s <= $2 RETURNING %[4]s",
+				n.table, n.key, candidates(""), n.expiry),
+			Returning: true,
 		}
 	},
 })

@@ -13,7 +13,7 @@ import (
 	"github.com/visitsession/visitsession/visit"
 )
 
-// SQLite returns the dialect for SQLite 3.35 and later through
+// SQLite returns the dialect for SQLite 3.42 and later through
 // modernc.org/sqlite (driver name "sqlite"), pure Go.
 //
 // Instants are INTEGER microseconds since the Unix epoch: they compare
@@ -101,25 +101,31 @@ var sqliteDialect = newDialect(spec{
 	normalize: func(d *sqlDialect, t visit.Table) []string {
 		// Text written by other tools ("2006-01-02 15:04:05.999999",
 		// optionally with a zone) compares wrongly with integers; rewrite
-		// it as microseconds, or 0 (long expired) when unparseable.
+		// it as microseconds (SQLite's date functions keep milliseconds), or 0 (long expired) when unparseable.
 		var out []string
 		for _, c := range []string{t.Created, t.Expiry} {
 			q := d.Quote(c)
 			out = append(out, "UPDATE "+d.Quote(t.Name)+" SET "+q+
-				" = COALESCE(CAST(ROUND((julianday("+q+") - 2440587.5) * 86400000000.0) AS INTEGER), 0) WHERE typeof("+q+") = 'text'")
+				" = COALESCE(unixepoch("+q+") * 1000000 + CAST(ROUND((unixepoch("+q+", 'subsec') - unixepoch("+q+")) * 1000) AS INTEGER) * 1000, 0)"+
+				" WHERE typeof("+q+") = 'text'")
 		}
 		return out
 	},
 	sweep: func(d *sqlDialect, t visit.Table, batch int) SweepStatements {
+		// One statement holds the database's write lock from the choice of
+		// the rows to the change, so no session write comes in between.
 		n := d.names(t)
-		limit := strconv.Itoa(batch)
+		candidates := func(cond string) string {
+			return fmt.Sprintf("SELECT rowid FROM %[1]s WHERE %[2]s >= ?1 AND %[2]s <= ?2%[3]s AND %[4]s <> ?3 "+
+				"ORDER BY %[2]s LIMIT %[5]s", n.table, n.expiry, cond, n.key, strconv.Itoa(batch))
+		}
+		hasData := " AND " + n.data + " IS NOT NULL"
 		return SweepStatements{
-			Clear: fmt.Sprintf("UPDATE %[1]s SET %[2]s = NULL WHERE rowid IN ("+
-				"SELECT rowid FROM %[1]s WHERE %[3]s <= ?1 AND %[2]s IS NOT NULL ORDER BY %[3]s LIMIT %[4]s"+
-				") AND %[3]s <= ?1", n.table, n.data, n.expiry, limit),
-			Delete: fmt.Sprintf("DELETE FROM %[1]s WHERE rowid IN ("+
-				"SELECT rowid FROM %[1]s WHERE %[2]s <= ?1 ORDER BY %[2]s LIMIT %[3]s"+
-				") AND %[2]s <= ?1", n.table, n.expiry, limit),
+			Clear: fmt.Sprintf("UPDATE %[1]s SET %[2]s = NULL WHERE rowid IN (%[3]s) AND %[4]s <= ?2%[5]s RETURNING %[4]s",
+				n.table, n.data, candidates(hasData), n.expiry, hasData),
+			Delete: fmt.Sprintf("DELETE FROM %[1]s WHERE rowid IN (%[2]s) AND %[3]s <= ?2 RETURNING %[3]s",
+				n.table, candidates(""), n.expiry),
+			Returning: true,
 		}
 	},
 })

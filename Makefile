@@ -1,0 +1,65 @@
+# visitsession — build, test and benchmark targets.
+# Tests need PostgreSQL and MariaDB/MySQL; DSNs come from
+# VISITSESSION_POSTGRES_DSN and VISITSESSION_MYSQL_DSN (defaults: the local
+# servers). SQLite is embedded.
+
+GO        ?= go
+GOFLAGS   ?=
+PKGS      := ./...
+# Fuzz time per fuzz target for `make fuzz`.
+FUZZTIME  ?= 30s
+# Expired rows for `make test-sweep-big`.
+SWEEP_ROWS ?= 1000000
+
+.PHONY: all build demo test test-sqlite test-postgres test-mysql vet lint fmt \
+        test-stress test-sweep-big test-browser fuzz bench test-galera
+
+all: build
+
+build:
+	$(GO) build ./...
+
+## demo: the demo web app on an embedded SQLite file (http://127.0.0.1:8080)
+demo:
+	$(GO) run ./cmd/visitsession demo
+
+## test: vet, then every test with the race detector on SQLite, PostgreSQL and MariaDB
+test: vet
+	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+
+test-sqlite:
+	VISITSESSION_ONLY=sqlite $(GO) test -race -count=1 $(PKGS)
+
+test-postgres:
+	VISITSESSION_ONLY=postgres $(GO) test -race -count=1 $(PKGS)
+
+test-mysql:
+	VISITSESSION_ONLY=mysql $(GO) test -race -count=1 $(PKGS)
+
+vet:
+	$(GO) vet $(PKGS)
+
+## lint: formatting and vet
+lint: vet
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+## test-stress: multi-process and high-trial concurrency tests
+test-stress:
+	VISITSESSION_STRESS=1 $(GO) test -count=1 -timeout 20m -run 'Stress' ./...
+
+## test-sweep-big: sweep SWEEP_ROWS expired rows under live load on every database
+test-sweep-big:
+	VISITSESSION_SWEEP_ROWS=$(SWEEP_ROWS) $(GO) test -count=1 -timeout 30m -run 'Heavy' -v ./sweeper/
+
+## fuzz: run each fuzz target for FUZZTIME
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzBinaryDecode$$' -fuzztime $(FUZZTIME) ./internal/codec/
+	$(GO) test -run '^$$' -fuzz '^FuzzJSONDecode$$' -fuzztime $(FUZZTIME) ./internal/codec/
+
+## bench: benchmarks against the bare database/sql limit, per dialect
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./session/ ./sweeper/ ./internal/codec/

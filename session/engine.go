@@ -1,0 +1,532 @@
+package session
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/visitsession/visitsession/dialect"
+	"github.com/visitsession/visitsession/visit"
+)
+
+// maxKeyAttempts bounds how many fresh keys an insert or renewal tries
+// when the key collides with an existing row (a collision of 160-bit keys
+// means a broken random source, not bad luck).
+const maxKeyAttempts = 4
+
+// New returns an empty session with no stored row. It is written, under a
+// fresh token, by the first Save after a value is set.
+func (s *Store) New() *Session { return &Session{store: s} }
+
+// Load returns the session whose cookie token is token, in one round trip.
+//
+// A token that is malformed (wrong length or alphabet; no query is run),
+// unknown, or whose session has expired, whether swept or not, gives a new
+// empty session and a nil error: an incoming token is never adopted, and
+// the session gets a fresh token when first written.
+//
+// In Locked mode the row stays locked until Save, Renew, Destroy or
+// Release; Load then gives ErrLockTimeout when the lock cannot be taken in
+// time.
+//
+// Stored data that does not decode gives an error wrapping ErrCorrupt
+// together with a usable empty session bound to the row, so that a Save
+// replaces the bad data. Other errors: ErrClosed, ErrLockTimeout, and
+// driver errors, wrapped.
+func (s *Store) Load(ctx context.Context, token string) (*Session, error) {
+	sess := &Session{store: s}
+	err := s.load(ctx, sess, token)
+	return sess, err
+}
+
+// Lazy returns a session for token that is loaded, as by Load, on its
+// first use, under ctx; a session never used costs no query. The load's
+// error is reported by Session.Err and by Save.
+func (s *Store) Lazy(ctx context.Context, token string) *Session {
+	sess := &Session{store: s}
+	sess.loadFn = func() error { return s.load(ctx, sess, token) }
+	return sess
+}
+
+// row is one stored session as read.
+type row struct {
+	data    []byte
+	created time.Time
+	expiry  time.Time
+	version int64
+}
+
+// readRow runs a load statement for key. found is false when no live row
+// matches.
+func (s *Store) readRow(ctx context.Context, tx *sql.Tx, q querier, st *stmt, key string, now time.Time) (r row, found bool, err error) {
+	var created, expiry any
+	err = s.queryRow(ctx, tx, q, st, key, s.d.EncodeTime(now)).Scan(&r.data, &created, &expiry, &r.version)
+	s.counters.loads.Add(1)
+	if errors.Is(err, sql.ErrNoRows) {
+		s.counters.misses.Add(1)
+		return r, false, nil
+	}
+	if err != nil {
+		return r, false, err
+	}
+	if r.created, err = s.d.DecodeTime(created); err != nil {
+		return r, false, fmt.Errorf("%w: created: %w", ErrCorrupt, err)
+	}
+	if r.expiry, err = s.d.DecodeTime(expiry); err != nil {
+		return r, false, fmt.Errorf("%w: expiry: %w", ErrCorrupt, err)
+	}
+	return r, true, nil
+}
+
+// decode turns stored data into values. Empty data is an empty session.
+func (s *Store) decode(data []byte) (map[string]any, error) {
+	if len(data) == 0 {
+		return nil, nil
+	}
+	if len(data) > s.cfg.maxSize {
+		return nil, s.decodeFailed(fmt.Errorf("%w: %d bytes stored, more than the maximum %d", ErrCorrupt, len(data), s.cfg.maxSize))
+	}
+	v, err := s.cfg.codec.Decode(data)
+	if err != nil {
+		return nil, s.decodeFailed(err)
+	}
+	return v, nil
+}
+
+func (s *Store) decodeFailed(err error) error {
+	s.counters.decodeErrors.Add(1)
+	if h := s.cfg.hooks.OnDecodeError; h != nil {
+		h(err)
+	}
+	if l := s.cfg.logger; l != nil {
+		l.Warn("session: stored session data does not decode", "table", s.cfg.table.Name, "error", err)
+	}
+	return err
+}
+
+// encode turns values into stored data: nil for an empty session,
+// ErrTooLarge past the size limit.
+func (s *Store) encode(values map[string]any) ([]byte, error) {
+	if len(values) == 0 {
+		return nil, nil
+	}
+	data, err := s.cfg.codec.Encode(values)
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > s.cfg.maxSize {
+		s.counters.tooLarge.Add(1)
+		return nil, fmt.Errorf("%w: %d bytes, maximum %d", ErrTooLarge, len(data), s.cfg.maxSize)
+	}
+	return data, nil
+}
+
+func (s *Store) load(ctx context.Context, sess *Session, token string) error {
+	if err := s.checkOpen(); err != nil {
+		return err
+	}
+	tok, err := visit.ParseToken(token)
+	if err != nil {
+		return nil
+	}
+	key := s.cfg.keyMode.StoredKey(tok)
+	now := s.now()
+	if s.cfg.mode == Locked {
+		return s.loadLocked(ctx, sess, tok, key, now)
+	}
+	var r row
+	var found bool
+	err = s.retry(ctx, "load", func() (err error) {
+		r, found, err = s.readRow(ctx, nil, nil, &s.stmts.load, key, now)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("session: load: %w", err)
+	}
+	if !found {
+		return nil
+	}
+	return s.bind(sess, tok, key, r)
+}
+
+// bind attaches a loaded row to sess. On a decode error the session stays
+// bound to the row with no values.
+func (s *Store) bind(sess *Session, tok, key string, r row) error {
+	sess.token, sess.key, sess.exists = tok, key, true
+	sess.created, sess.expiry, sess.version = r.created, r.expiry, r.version
+	values, err := s.decode(r.data)
+	sess.values = values
+	if err != nil {
+		return fmt.Errorf("session: load: %w", err)
+	}
+	return nil
+}
+
+// Save writes what this request changed.
+//
+// A new session is written only once it holds a value: one INSERT under a
+// fresh token, retried under another token if the key collides (never an
+// upsert that could take over another row). An existing session with
+// changes is one conditional UPDATE in Merge mode; when a concurrent save
+// won, Save reloads, re-applies this request's own sets and deletes on the
+// fresh data and tries again, up to the configured attempts, then gives
+// ErrConflict. A session without changes writes no data: at most an
+// expiry-only touch, when the touch interval has passed.
+//
+// Errors: ErrTooLarge (nothing written), ErrNotFound (the session was
+// ended or renewed elsewhere, or expired; nothing written), ErrConflict,
+// ErrClosed, ErrReleased, the lazy load's error, and driver errors,
+// wrapped. In Locked mode Save commits and releases the row lock, also on
+// error.
+func (s *Store) Save(ctx context.Context, sess *Session) error {
+	if err := s.checkOpen(); err != nil {
+		return err
+	}
+	sess.mu.Lock()
+	defer sess.mu.Unlock()
+	sess.ensure()
+	if sess.loadErr != nil && !errors.Is(sess.loadErr, ErrCorrupt) {
+		return fmt.Errorf("session: save: not loaded: %w", sess.loadErr)
+	}
+	now := s.now()
+	if sess.lock != nil {
+		return s.saveLocked(ctx, sess, now)
+	}
+	if !sess.exists {
+		if len(sess.values) == 0 {
+			sess.resetChanges()
+			return nil
+		}
+		return s.insert(ctx, sess, now)
+	}
+	if !sess.changedLocked() {
+		return s.touch(ctx, sess, now, false)
+	}
+	if s.cfg.mode == LastWriteWins {
+		return s.saveAny(ctx, sess, now)
+	}
+	return s.saveMerge(ctx, sess, now)
+}
+
+func (sess *Session) resetChanges() {
+	clear(sess.sets)
+	clear(sess.dels)
+	sess.cleared = false
+}
+
+// rebase replaces the session's values by fresh ones with this request's
+// own changes applied on top.
+func (sess *Session) rebase(fresh map[string]any) {
+	if sess.cleared || fresh == nil {
+		fresh = make(map[string]any, len(sess.sets))
+	}
+	for k := range sess.sets {
+		fresh[k] = sess.values[k]
+	}
+	for k := range sess.dels {
+		delete(fresh, k)
+	}
+	sess.values = fresh
+}
+
+func (s *Store) insert(ctx context.Context, sess *Session, now time.Time) error {
+	data, err := s.encode(sess.values)
+	if err != nil {
+		return fmt.Errorf("session: save: %w", err)
+	}
+	exp := s.expiryFor(now, now)
+	for range maxKeyAttempts {
+		tok := visit.NewToken()
+		key := s.cfg.keyMode.StoredKey(tok)
+		err = s.retry(ctx, "insert", func() error {
+			_, err := s.exec(ctx, nil, nil, &s.stmts.insert, key, data, s.d.EncodeTime(now), s.d.EncodeTime(exp))
+			return err
+		})
+		if err == nil {
+			sess.token, sess.key, sess.exists = tok, key, true
+			sess.created, sess.expiry, sess.version = now, exp, 1
+			sess.resetChanges()
+			s.counters.inserts.Add(1)
+			return nil
+		}
+		if s.d.Classify(err) != dialect.Duplicate {
+			return fmt.Errorf("session: save: insert: %w", err)
+		}
+		s.counters.keyCollisions.Add(1)
+	}
+	return fmt.Errorf("session: save: insert: %d key collisions: %w", maxKeyAttempts, err)
+}
+
+// affected runs st and returns the number of rows it changed.
+func (s *Store) affected(ctx context.Context, op string, tx *sql.Tx, q querier, st *stmt, args ...any) (int64, error) {
+	var n int64
+	err := s.retry(ctx, op, func() error {
+		res, err := s.exec(ctx, tx, q, st, args...)
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	return n, err
+}
+
+func (s *Store) saveMerge(ctx context.Context, sess *Session, now time.Time) error {
+	for attempt := 1; ; attempt++ {
+		data, err := s.encode(sess.values)
+		if err != nil {
+			return fmt.Errorf("session: save: %w", err)
+		}
+		exp := s.expiryFor(now, sess.created)
+		e := s.d.EncodeTime(exp)
+		n, err := s.affected(ctx, "save", nil, nil, &s.stmts.update, data, e, e, sess.key, sess.version, s.d.EncodeTime(now))
+		if err != nil {
+			return fmt.Errorf("session: save: %w", err)
+		}
+		if n > 0 {
+			sess.version++
+			if exp.After(sess.expiry) {
+				sess.expiry = exp
+			}
+			sess.resetChanges()
+			s.counters.updates.Add(1)
+			return nil
+		}
+		if err := s.rebaseFromStore(ctx, sess, now, attempt); err != nil {
+			return fmt.Errorf("session: save: %w", err)
+		}
+	}
+}
+
+// rebaseFromStore handles a lost conditional write: it reloads the row,
+// and gives ErrNotFound if it is gone or ErrConflict after the last
+// attempt; otherwise it rebases the session's changes on the fresh row and
+// waits a jittered moment before the caller tries again.
+func (s *Store) rebaseFromStore(ctx context.Context, sess *Session, now time.Time, attempt int) error {
+	var r row
+	var found bool
+	err := s.retry(ctx, "reload", func() (err error) {
+		r, found, err = s.readRow(ctx, nil, nil, &s.stmts.load, sess.key, now)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("reload: %w", err)
+	}
+	if !found {
+		return ErrNotFound
+	}
+	s.counters.conflicts.Add(1)
+	if h := s.cfg.hooks.OnConflict; h != nil {
+		h(attempt)
+	}
+	if attempt >= s.cfg.maxAttempts {
+		s.counters.conflictFailures.Add(1)
+		if l := s.cfg.logger; l != nil {
+			l.Warn("session: save gave up after conflicting concurrent saves", "table", s.cfg.table.Name, "attempts", attempt)
+		}
+		return ErrConflict
+	}
+	fresh, derr := s.decode(r.data)
+	if derr != nil {
+		fresh = nil // the request's changes replace undecodable data
+	}
+	sess.rebase(fresh)
+	sess.version, sess.expiry = r.version, r.expiry
+	return sleep(ctx, jitter(time.Duration(attempt)*time.Millisecond))
+}
+
+func (s *Store) saveAny(ctx context.Context, sess *Session, now time.Time) error {
+	data, err := s.encode(sess.values)
+	if err != nil {
+		return fmt.Errorf("session: save: %w", err)
+	}
+	exp := s.expiryFor(now, sess.created)
+	e := s.d.EncodeTime(exp)
+	n, err := s.affected(ctx, "save", nil, nil, &s.stmts.updateAny, data, e, e, sess.key, s.d.EncodeTime(now))
+	if err != nil {
+		return fmt.Errorf("session: save: %w", err)
+	}
+	if n == 0 {
+		return fmt.Errorf("session: save: %w", ErrNotFound)
+	}
+	sess.version++
+	if exp.After(sess.expiry) {
+		sess.expiry = exp
+	}
+	sess.resetChanges()
+	s.counters.updates.Add(1)
+	return nil
+}
+
+// touch moves expiry forward without writing data: when force is false,
+// only if it would move by at least the touch interval.
+func (s *Store) touch(ctx context.Context, sess *Session, now time.Time, force bool) error {
+	if !sess.exists {
+		return nil
+	}
+	exp := s.expiryFor(now, sess.created)
+	if !exp.After(sess.expiry) || (!force && exp.Sub(sess.expiry) < s.cfg.touchInterval) {
+		return nil
+	}
+	e := s.d.EncodeTime(exp)
+	var tx *sql.Tx
+	var q querier
+	if sess.lock != nil {
+		tx, q = sess.lock.tx, sess.lock.conn
+		if tx != nil {
+			q = nil
+		}
+	}
+	if _, err := s.affected(ctx, "touch", tx, q, &s.stmts.touch, e, sess.key, e, s.d.EncodeTime(now)); err != nil {
+		return fmt.Errorf("session: touch: %w", err)
+	}
+	sess.expiry = exp
+	s.counters.touches.Add(1)
+	return nil
+}
+
+// Touch moves the session's expiry forward to now plus the idle timeout
+// (capped by the absolute timeout), writing no data, whatever the touch
+// interval. A session that is new, or whose expiry is already that far,
+// costs no statement. Errors: ErrClosed and driver errors, wrapped.
+func (s *Store) Touch(ctx context.Context, sess *Session) error {
+	if err := s.checkOpen(); err != nil {
+		return err
+	}
+	sess.mu.Lock()
+	defer sess.mu.Unlock()
+	sess.ensure()
+	return s.touch(ctx, sess, s.now(), true)
+}
+
+// Renew gives the session a new token and key, keeping its data (and
+// writing this request's pending changes with it) in one conditional
+// UPDATE; the old token stops working at once. Call it when privileges
+// change, at login and logout, against session fixation. A session not yet
+// written only forgets its token: it is written under a fresh one.
+//
+// In Locked mode Renew commits and releases the row lock. Errors:
+// ErrNotFound (ended, renewed or expired elsewhere), ErrConflict,
+// ErrTooLarge, ErrClosed, driver errors, wrapped.
+func (s *Store) Renew(ctx context.Context, sess *Session) error {
+	if err := s.checkOpen(); err != nil {
+		return err
+	}
+	sess.mu.Lock()
+	defer sess.mu.Unlock()
+	sess.ensure()
+	if sess.loadErr != nil && !errors.Is(sess.loadErr, ErrCorrupt) {
+		return fmt.Errorf("session: renew: not loaded: %w", sess.loadErr)
+	}
+	sess.renewed = true
+	if !sess.exists {
+		sess.token = ""
+		return nil
+	}
+	now := s.now()
+	var tx *sql.Tx
+	var q querier
+	if sess.lock != nil {
+		tx = sess.lock.tx
+		if tx == nil {
+			q = sess.lock.conn
+		}
+	}
+	err := s.renew(ctx, sess, now, tx, q)
+	if sess.lock != nil {
+		if rerr := s.release(ctx, sess, err == nil); err == nil && rerr != nil {
+			err = fmt.Errorf("session: renew: %w", rerr)
+		}
+	}
+	return err
+}
+
+func (s *Store) renew(ctx context.Context, sess *Session, now time.Time, tx *sql.Tx, q querier) error {
+	collisions := 0
+	for attempt := 1; ; attempt++ {
+		data, err := s.encode(sess.values)
+		if err != nil {
+			return fmt.Errorf("session: renew: %w", err)
+		}
+		exp := s.expiryFor(now, sess.created)
+		e := s.d.EncodeTime(exp)
+		tok := visit.NewToken()
+		key := s.cfg.keyMode.StoredKey(tok)
+		n, err := s.affected(ctx, "renew", tx, q, &s.stmts.renew, key, data, e, e, sess.key, sess.version, s.d.EncodeTime(now))
+		if s.d.Classify(err) == dialect.Duplicate && collisions < maxKeyAttempts {
+			collisions++
+			s.counters.keyCollisions.Add(1)
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("session: renew: %w", err)
+		}
+		if n > 0 {
+			sess.token, sess.key = tok, key
+			sess.version++
+			if exp.After(sess.expiry) {
+				sess.expiry = exp
+			}
+			sess.resetChanges()
+			s.counters.renewals.Add(1)
+			return nil
+		}
+		if tx != nil || q != nil {
+			// The row is locked by this session: it can only be gone.
+			return fmt.Errorf("session: renew: %w", ErrNotFound)
+		}
+		if err := s.rebaseFromStore(ctx, sess, now, attempt); err != nil {
+			return fmt.Errorf("session: renew: %w", err)
+		}
+	}
+}
+
+// Destroy ends the session (call it at logout). By default the visit row
+// stays as history with its data cleared and its expiry set to now, so no
+// concurrent save can bring the session back; WithDeleteRows removes the
+// row instead. The Session becomes new and empty: values set afterwards
+// are saved under a fresh token. Destroying a session that is new or
+// already gone is not an error. Errors: ErrClosed, driver errors, wrapped.
+func (s *Store) Destroy(ctx context.Context, sess *Session) error {
+	if err := s.checkOpen(); err != nil {
+		return err
+	}
+	sess.mu.Lock()
+	defer sess.mu.Unlock()
+	sess.ensure()
+	var err error
+	if sess.exists {
+		var tx *sql.Tx
+		var q querier
+		if sess.lock != nil {
+			tx = sess.lock.tx
+			if tx == nil {
+				q = sess.lock.conn
+			}
+		}
+		if s.cfg.deleteRows {
+			_, err = s.affected(ctx, "destroy", tx, q, &s.stmts.del, sess.key)
+		} else {
+			now := s.d.EncodeTime(s.now())
+			_, err = s.affected(ctx, "destroy", tx, q, &s.stmts.end, now, sess.key, now)
+		}
+		if sess.lock != nil {
+			if rerr := s.release(ctx, sess, err == nil); err == nil {
+				err = rerr
+			}
+		}
+		if err != nil {
+			return fmt.Errorf("session: destroy: %w", err)
+		}
+		s.counters.destroys.Add(1)
+	}
+	sess.token, sess.key, sess.exists = "", "", false
+	sess.created, sess.expiry, sess.version = time.Time{}, time.Time{}, 0
+	sess.values = nil
+	sess.resetChanges()
+	sess.destroyed = true
+	sess.loadErr = nil
+	return nil
+}

@@ -1,0 +1,381 @@
+package session
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"maps"
+	"math"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// Session is one visitor's session: a map of values with typed getters,
+// plus the bookkeeping the store needs to save only what this request
+// changed. A Session is safe for concurrent use by the goroutines of one
+// request. Get it from Store.Load, Store.New or, in a handler behind the
+// middleware, FromContext.
+type Session struct {
+	mu    sync.Mutex
+	store *Store
+
+	// Lazy loading: ensure runs loadFn once on first use.
+	loadFn  func() error
+	loadErr error
+
+	token   string // cookie token; "" until the session is first written
+	key     string // stored key of token; "" when no row exists
+	exists  bool   // a row exists under key
+	created time.Time
+	expiry  time.Time
+	version int64
+
+	values  map[string]any
+	sets    map[string]struct{} // keys set since the last save
+	dels    map[string]struct{} // keys deleted since the last save
+	cleared bool                // Clear was called since the last save
+
+	destroyed bool // Destroy ended the session in this request
+	renewed   bool // Renew gave the session a new token in this request
+
+	lock *heldLock // locked mode: the transaction holding the row lock
+}
+
+// heldLock is the open transaction of a locked-mode session.
+type heldLock struct {
+	tx   *sql.Tx   // database/sql transaction, or
+	conn *sql.Conn // a dedicated connection with a manual transaction
+}
+
+func (h *heldLock) querier() querier {
+	if h.tx != nil {
+		return h.tx
+	}
+	return h.conn
+}
+
+// ensure runs the lazy load, once. It must be called with mu held.
+func (s *Session) ensure() {
+	if s.loadFn != nil {
+		f := s.loadFn
+		s.loadFn = nil
+		s.loadErr = f()
+	}
+}
+
+// Err returns the error of the session's lazy load, if it failed. A
+// session whose load failed behaves as empty, and saving it writes nothing.
+func (s *Session) Err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.ensure()
+	return s.loadErr
+}
+
+// Load runs the lazy load now, with ctx governing it when it has not run
+// yet, and returns its error.
+func (s *Session) Load(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.ensure()
+	return s.loadErr
+}
+
+// Token returns the value for the session cookie: "" while the session has
+// never been written (there is nothing to point a cookie at).
+func (s *Session) Token() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.ensure()
+	return s.token
+}
+
+// IsNew reports whether the session has no stored row yet.
+func (s *Session) IsNew() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.ensure()
+	return !s.exists
+}
+
+// Created returns when the session was first written (zero while new).
+func (s *Session) Created() time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.ensure()
+	return s.created
+}
+
+// Expiry returns when the session expires unless used again (zero while
+// new).
+func (s *Session) Expiry() time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.ensure()
+	return s.expiry
+}
+
+// Get returns the value stored under key, or nil.
+func (s *Session) Get(key string) any {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.ensure()
+	return s.values[key]
+}
+
+// Lookup returns the value stored under key and whether it exists.
+func (s *Session) Lookup(key string) (any, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.ensure()
+	v, ok := s.values[key]
+	return v, ok
+}
+
+// Has reports whether key holds a value.
+func (s *Session) Has(key string) bool {
+	_, ok := s.Lookup(key)
+	return ok
+}
+
+// Keys returns the keys in sorted order.
+func (s *Session) Keys() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.ensure()
+	return slices.Sorted(maps.Keys(s.values))
+}
+
+// Len returns the number of values.
+func (s *Session) Len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.ensure()
+	return len(s.values)
+}
+
+// Values returns a copy of all values.
+func (s *Session) Values() map[string]any {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.ensure()
+	return maps.Clone(s.values)
+}
+
+// Set stores value under key. The codec must support the value's type;
+// the default codec takes the common types and anything registered with
+// gob.Register.
+func (s *Session) Set(key string, value any) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.ensure()
+	if s.values == nil {
+		s.values = make(map[string]any)
+	}
+	s.values[key] = value
+	if s.sets == nil {
+		s.sets = make(map[string]struct{})
+	}
+	s.sets[key] = struct{}{}
+	delete(s.dels, key)
+}
+
+// Delete removes key. Deleting a missing key is not a change.
+func (s *Session) Delete(key string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.ensure()
+	if _, ok := s.values[key]; !ok {
+		return
+	}
+	delete(s.values, key)
+	delete(s.sets, key)
+	if s.dels == nil {
+		s.dels = make(map[string]struct{})
+	}
+	s.dels[key] = struct{}{}
+}
+
+// Pop returns the value under key and deletes it, as for flash messages.
+func (s *Session) Pop(key string) any {
+	s.mu.Lock()
+	v, ok := s.values[key]
+	s.mu.Unlock()
+	if ok {
+		s.Delete(key)
+	}
+	return v
+}
+
+// Clear removes every value. The visit continues; to end it use
+// Store.Destroy.
+func (s *Session) Clear() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.ensure()
+	if len(s.values) == 0 && !s.exists {
+		return
+	}
+	clear(s.values)
+	clear(s.sets)
+	clear(s.dels)
+	s.cleared = true
+}
+
+// Changed reports whether the session holds changes not yet saved.
+func (s *Session) Changed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.changedLocked()
+}
+
+func (s *Session) changedLocked() bool {
+	return s.cleared || len(s.sets) > 0 || len(s.dels) > 0
+}
+
+// Destroyed reports whether Store.Destroy ended the session.
+func (s *Session) Destroyed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.destroyed
+}
+
+// Renewed reports whether Store.Renew gave the session a new token.
+func (s *Session) Renewed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.renewed
+}
+
+// GetString returns the string under key, or "" if absent or not a string.
+func (s *Session) GetString(key string) string {
+	v, _ := s.Get(key).(string)
+	return v
+}
+
+// GetBool returns the bool under key, or false.
+func (s *Session) GetBool(key string) bool {
+	v, _ := s.Get(key).(bool)
+	return v
+}
+
+// GetBytes returns the byte slice under key, or nil.
+func (s *Session) GetBytes(key string) []byte {
+	v, _ := s.Get(key).([]byte)
+	return v
+}
+
+// GetInt returns the integer under key, or 0. It converts any integer
+// type, and a float64 or json.Number holding a whole number (as JSON
+// decodes numbers).
+func (s *Session) GetInt(key string) int {
+	return int(s.GetInt64(key))
+}
+
+// GetInt64 returns the integer under key as int64, or 0, converting as
+// GetInt does.
+func (s *Session) GetInt64(key string) int64 {
+	switch v := s.Get(key).(type) {
+	case int:
+		return int64(v)
+	case int8:
+		return int64(v)
+	case int16:
+		return int64(v)
+	case int32:
+		return int64(v)
+	case int64:
+		return v
+	case uint:
+		return int64(v)
+	case uint8:
+		return int64(v)
+	case uint16:
+		return int64(v)
+	case uint32:
+		return int64(v)
+	case uint64:
+		return int64(v)
+	case float64:
+		if v == math.Trunc(v) && math.Abs(v) < 1<<63 {
+			return int64(v)
+		}
+	case json.Number:
+		n, _ := v.Int64()
+		return n
+	}
+	return 0
+}
+
+// GetFloat64 returns the number under key as float64, or 0.
+func (s *Session) GetFloat64(key string) float64 {
+	switch v := s.Get(key).(type) {
+	case float64:
+		return v
+	case float32:
+		return float64(v)
+	case json.Number:
+		f, _ := v.Float64()
+		return f
+	case string:
+		return 0
+	case nil:
+		return 0
+	}
+	return float64(s.GetInt64(key))
+}
+
+// GetTime returns the time under key, or the zero time. It also parses an
+// RFC 3339 string (as the JSON codec stores times).
+func (s *Session) GetTime(key string) time.Time {
+	switch v := s.Get(key).(type) {
+	case time.Time:
+		return v
+	case string:
+		t, _ := time.Parse(time.RFC3339Nano, v)
+		return t
+	}
+	return time.Time{}
+}
+
+// GetDuration returns the duration under key, or 0.
+func (s *Session) GetDuration(key string) time.Duration {
+	switch v := s.Get(key).(type) {
+	case time.Duration:
+		return v
+	case string:
+		d, _ := time.ParseDuration(v)
+		return d
+	}
+	return time.Duration(s.GetInt64(key))
+}
+
+// GetStrings returns the string slice under key, or nil. It also converts
+// a []any of strings (as JSON decodes arrays).
+func (s *Session) GetStrings(key string) []string {
+	switch v := s.Get(key).(type) {
+	case []string:
+		return v
+	case []any:
+		out := make([]string, 0, len(v))
+		for _, e := range v {
+			str, ok := e.(string)
+			if !ok {
+				return nil
+			}
+			out = append(out, str)
+		}
+		return out
+	}
+	return nil
+}
+
+// String describes the session for logs without revealing its token or
+// values.
+func (s *Session) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return "session(" + strconv.Itoa(len(s.values)) + " values, version " + strconv.FormatInt(s.version, 10) + ")"
+}

@@ -1,0 +1,226 @@
+package session
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/visitsession/visitsession/dialect"
+	"github.com/visitsession/visitsession/visit"
+)
+
+// Store runs sessions on one visit table. It is safe for concurrent use.
+// Create it with Open and stop it with Close.
+type Store struct {
+	db       *sql.DB
+	d        dialect.Dialect
+	cfg      config
+	stmts    statements
+	closed   atomic.Bool
+	counters counters
+}
+
+// stmt is one statement, prepared at Open where the dialect asks for it.
+type stmt struct {
+	query    string
+	prepared *sql.Stmt
+}
+
+type statements struct {
+	load, loadLocked, insert, update, updateAny, renew, touch, end, del stmt
+}
+
+func (st *statements) all() []*stmt {
+	return []*stmt{&st.load, &st.loadLocked, &st.insert, &st.update, &st.updateAny, &st.renew, &st.touch, &st.end, &st.del}
+}
+
+// Open returns a Store over the visit table of db, spelled in dialect d.
+//
+// Open checks that the table and every column exist: it never creates or
+// alters tables (use visit.Migrate or "visitsession migrate"), and a
+// mismatch gives an error wrapping ErrSchema that names the missing column
+// and the statement that adds it. Invalid options fail here. The
+// statements are built once; where the dialect prefers it they are
+// prepared once per connection.
+func Open(ctx context.Context, db *sql.DB, d dialect.Dialect, opts ...Option) (*Store, error) {
+	if db == nil || d == nil {
+		return nil, errors.New("session: open: db and dialect are required")
+	}
+	cfg := defaultConfig()
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("session: open: %w", err)
+	}
+	in, err := visit.Inspect(ctx, db, d, cfg.table)
+	if err != nil {
+		return nil, fmt.Errorf("session: open: %w", err)
+	}
+	if !in.Exists {
+		return nil, fmt.Errorf("%w: table %s does not exist; create it with \"visitsession migrate\" or visit.Migrate, or: %s",
+			ErrSchema, cfg.table.Name, strings.Join(d.CreateTable(cfg.table), "; "))
+	}
+	if len(in.Missing) > 0 {
+		c := in.Missing[0]
+		return nil, fmt.Errorf("%w: table %s has no %s column %q; upgrade it with \"visitsession migrate\" or visit.Migrate, or: %s",
+			ErrSchema, cfg.table.Name, c, cfg.table.ColumnName(c), d.AddColumn(cfg.table, c))
+	}
+	sql, err := d.Statements(cfg.table)
+	if err != nil {
+		return nil, fmt.Errorf("session: open: %w", err)
+	}
+	s := &Store{db: db, d: d, cfg: cfg}
+	s.stmts = statements{
+		load: stmt{query: sql.Load}, loadLocked: stmt{query: sql.LoadLocked}, insert: stmt{query: sql.Insert},
+		update: stmt{query: sql.Update}, updateAny: stmt{query: sql.UpdateAny}, renew: stmt{query: sql.Renew},
+		touch: stmt{query: sql.Touch}, end: stmt{query: sql.End}, del: stmt{query: sql.Delete},
+	}
+	if d.Prepare() {
+		for _, st := range s.stmts.all() {
+			p, err := db.PrepareContext(ctx, st.query)
+			if err != nil {
+				s.closeStatements()
+				return nil, fmt.Errorf("session: open: prepare: %w", err)
+			}
+			st.prepared = p
+		}
+	}
+	return s, nil
+}
+
+// Close releases the prepared statements. It does not close the *sql.DB,
+// which belongs to the application. Operations after Close give ErrClosed.
+func (s *Store) Close() error {
+	if s.closed.Swap(true) {
+		return nil
+	}
+	s.closeStatements()
+	return nil
+}
+
+func (s *Store) closeStatements() {
+	for _, st := range s.stmts.all() {
+		if st.prepared != nil {
+			st.prepared.Close()
+			st.prepared = nil
+		}
+	}
+}
+
+// Dialect returns the store's dialect.
+func (s *Store) Dialect() dialect.Dialect { return s.d }
+
+// Table returns the visit table the store works on.
+func (s *Store) Table() visit.Table { return s.cfg.table }
+
+// Mode returns the concurrency mode.
+func (s *Store) Mode() Mode { return s.cfg.mode }
+
+// IdleTimeout returns the configured idle timeout.
+func (s *Store) IdleTimeout() time.Duration { return s.cfg.idleTimeout }
+
+// now returns the clock's time in UTC, truncated to the microsecond that
+// every database stores.
+func (s *Store) now() time.Time { return s.cfg.clock().UTC().Truncate(time.Microsecond) }
+
+// expiryFor returns the expiry a session created at created gets when
+// used at now: now plus the idle timeout, capped by the absolute timeout.
+func (s *Store) expiryFor(now, created time.Time) time.Time {
+	exp := now.Add(s.cfg.idleTimeout)
+	if s.cfg.absoluteTimeout > 0 {
+		if limit := created.Add(s.cfg.absoluteTimeout); limit.Before(exp) {
+			exp = limit
+		}
+	}
+	return exp
+}
+
+// exec runs st in tx, or on q, or else on the pool, through its prepared
+// form where there is one.
+func (s *Store) exec(ctx context.Context, tx *sql.Tx, q querier, st *stmt, args ...any) (sql.Result, error) {
+	switch {
+	case tx != nil && st.prepared != nil:
+		return tx.StmtContext(ctx, st.prepared).ExecContext(ctx, args...)
+	case tx != nil:
+		return tx.ExecContext(ctx, st.query, args...)
+	case q != nil:
+		return q.ExecContext(ctx, st.query, args...)
+	case st.prepared != nil:
+		return st.prepared.ExecContext(ctx, args...)
+	}
+	return s.db.ExecContext(ctx, st.query, args...)
+}
+
+func (s *Store) queryRow(ctx context.Context, tx *sql.Tx, q querier, st *stmt, args ...any) *sql.Row {
+	switch {
+	case tx != nil && st.prepared != nil:
+		return tx.StmtContext(ctx, st.prepared).QueryRowContext(ctx, args...)
+	case tx != nil:
+		return tx.QueryRowContext(ctx, st.query, args...)
+	case q != nil:
+		return q.QueryRowContext(ctx, st.query, args...)
+	case st.prepared != nil:
+		return st.prepared.QueryRowContext(ctx, args...)
+	}
+	return s.db.QueryRowContext(ctx, st.query, args...)
+}
+
+// querier is the executor a locked session holds: a *sql.Tx or *sql.Conn.
+type querier interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// retry runs f, running it again after a retryable error up to the
+// configured number of times with jittered exponential backoff, within
+// ctx's deadline.
+func (s *Store) retry(ctx context.Context, op string, f func() error) error {
+	backoff := 2 * time.Millisecond
+	for attempt := 0; ; attempt++ {
+		err := f()
+		if err == nil || attempt >= s.cfg.maxRetries || s.d.Classify(err) != dialect.Retryable {
+			return err
+		}
+		s.counters.retries.Add(1)
+		if h := s.cfg.hooks.OnRetry; h != nil {
+			h(op, err)
+		}
+		if serr := sleep(ctx, jitter(backoff)); serr != nil {
+			return err
+		}
+		backoff = min(backoff*2, 200*time.Millisecond)
+	}
+}
+
+// jitter returns a duration uniformly drawn from [d/2, 3d/2).
+func jitter(d time.Duration) time.Duration {
+	if d <= 0 {
+		return 0
+	}
+	return d/2 + rand.N(d)
+}
+
+// sleep waits for d or until ctx is done.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (s *Store) checkOpen() error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	return nil
+}
