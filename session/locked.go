@@ -174,4 +174,3 @@ func (sess *Session) Locked() bool {
 	defer sess.mu.Unlock()
 	return sess.lock != nil
 }
-

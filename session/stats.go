@@ -49,9 +49,9 @@ type Hooks struct {
 }
 
 type counters struct {
-	loads, misses, inserts, updates, touches, renewals, destroys     atomic.Uint64
+	loads, misses, inserts, updates, touches, renewals, destroys      atomic.Uint64
 	conflicts, conflictFailures, retries, keyCollisions, decodeErrors atomic.Uint64
-	tooLarge, lockTimeouts                                           atomic.Uint64
+	tooLarge, lockTimeouts                                            atomic.Uint64
 }
 
 // Stats returns a snapshot of the store's counters.

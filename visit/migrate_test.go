@@ -83,7 +83,7 @@ func TestMigrateUpgradesTurboGearsTable(t *testing.T) {
 			t.Fatalf("after upgrade: %+v %v", in, err)
 		}
 		var n, versions int
-		if err := tg.DB.QueryRow("SELECT count(*), sum(version) FROM " + q + " WHERE session_data IS NULL").Scan(&n, &versions); err != nil {
+		if err := tg.DB.QueryRow("SELECT count(*), sum(version) FROM "+q+" WHERE session_data IS NULL").Scan(&n, &versions); err != nil {
 			t.Fatal(err)
 		}
 		if n != 3 || versions != 0 {
@@ -93,7 +93,7 @@ func TestMigrateUpgradesTurboGearsTable(t *testing.T) {
 			// Text timestamps were rewritten as integer microseconds.
 			var typ string
 			var micros int64
-			if err := tg.DB.QueryRow("SELECT typeof(expiry), expiry FROM " + q + " ORDER BY expiry LIMIT 1").Scan(&typ, &micros); err != nil {
+			if err := tg.DB.QueryRow("SELECT typeof(expiry), expiry FROM "+q+" ORDER BY expiry LIMIT 1").Scan(&typ, &micros); err != nil {
 				t.Fatal(err)
 			}
 			want := time.Date(2024, 1, 1, 10, 20, 0, 0, time.UTC).UnixMicro()
