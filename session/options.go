@@ -55,9 +55,9 @@ type Codec = codec.Codec
 func GobCodec() Codec { return codec.Binary() }
 
 // JSONCodec returns a codec that stores the session as a JSON object,
-// readable by other languages. Numbers come back as float64 (the typed
-// getters convert), byte slices as base64 strings and times as RFC 3339
-// strings.
+// readable by other languages. Numbers come back as json.Number, without
+// loss (the typed getters convert), byte slices as base64 strings and
+// times as RFC 3339 strings.
 func JSONCodec() Codec { return codec.JSON() }
 
 // Option configures a Store at Open.
