@@ -55,6 +55,10 @@ test-stress:
 test-sweep-big:
 	VISITSESSION_SWEEP_ROWS=$(SWEEP_ROWS) $(GO) test -count=1 -timeout 30m -run 'Heavy' -v ./sweeper/
 
+## test-browser: drive the demo in headless Chromium (apt-get install -y chromium)
+test-browser:
+	VISITSESSION_BROWSER=1 $(GO) test -count=1 -run 'TestBrowser' -v ./cmd/visitsession/
+
 ## fuzz: run each fuzz target for FUZZTIME
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzBinaryDecode$$' -fuzztime $(FUZZTIME) ./internal/codec/

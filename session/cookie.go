@@ -1,0 +1,152 @@
+package session
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/visitsession/visitsession/visit"
+)
+
+// DefaultCookieName is the session cookie's name unless
+// [CookieOptions.Name] says otherwise.
+const DefaultCookieName = "visit"
+
+// CookieOptions configures the session cookie that [Middleware] reads and
+// sends. The zero value is a persistent, Secure, HttpOnly, SameSite=Lax
+// cookie named "visit" for the whole host. The cookie is always HttpOnly:
+// scripts never need the token.
+type CookieOptions struct {
+	// Name is the cookie's name. A name starting with "__Host-" requires
+	// Secure, Path "/" and no Domain; one starting with "__Secure-"
+	// requires Secure (NewMiddleware checks both).
+	// Default: "visit".
+	Name string
+	// Path limits the cookie to a part of the site.
+	// Default: "/".
+	Path string
+	// Domain, when set, shares the cookie with the subdomains of this
+	// domain.
+	// Default: "" (a host-only cookie).
+	Domain string
+	// Insecure leaves out the Secure attribute, so that the cookie also
+	// travels over plain http: only for local development.
+	// Default: false (the cookie is Secure).
+	Insecure bool
+	// SameSite is the cookie's SameSite attribute. The zero value means
+	// Lax; http.SameSiteDefaultMode leaves the attribute out, and
+	// http.SameSiteNoneMode requires Secure.
+	// Default: http.SameSiteLaxMode.
+	SameSite http.SameSite
+	// SessionOnly makes the cookie last until the browser closes, with no
+	// Expires or Max-Age, instead of expiring with the session.
+	// Default: false (persistent: Expires and Max-Age follow the session's
+	// expiry, and the cookie is sent again whenever the expiry moves).
+	SessionOnly bool
+}
+
+// cookieConfig is CookieOptions with defaults applied and checked.
+type cookieConfig struct {
+	name       string
+	path       string
+	domain     string
+	secure     bool
+	sameSite   http.SameSite
+	persistent bool
+}
+
+func (o CookieOptions) resolve() (cookieConfig, error) {
+	c := cookieConfig{
+		name:       o.Name,
+		path:       o.Path,
+		domain:     o.Domain,
+		secure:     !o.Insecure,
+		sameSite:   o.SameSite,
+		persistent: !o.SessionOnly,
+	}
+	if c.name == "" {
+		c.name = DefaultCookieName
+	}
+	if c.path == "" {
+		c.path = "/"
+	}
+	if c.sameSite == 0 {
+		c.sameSite = http.SameSiteLaxMode
+	}
+	switch {
+	case !strings.HasPrefix(c.path, "/"):
+		return c, fmt.Errorf("cookie path %q must start with /", c.path)
+	case c.sameSite < http.SameSiteDefaultMode || c.sameSite > http.SameSiteNoneMode:
+		return c, fmt.Errorf("unknown SameSite mode %d", int(c.sameSite))
+	case c.sameSite == http.SameSiteNoneMode && !c.secure:
+		return c, fmt.Errorf("cookie %q: SameSite=None requires Secure (Insecure is set)", c.name)
+	}
+	if hasPrefixFold(c.name, "__Host-") {
+		switch {
+		case !c.secure:
+			return c, fmt.Errorf("cookie %q: the __Host- prefix requires Secure (Insecure is set)", c.name)
+		case c.path != "/":
+			return c, fmt.Errorf("cookie %q: the __Host- prefix requires Path \"/\", not %q", c.name, c.path)
+		case c.domain != "":
+			return c, fmt.Errorf("cookie %q: the __Host- prefix forbids a Domain", c.name)
+		}
+	}
+	if hasPrefixFold(c.name, "__Secure-") && !c.secure {
+		return c, fmt.Errorf("cookie %q: the __Secure- prefix requires Secure (Insecure is set)", c.name)
+	}
+	probe := c.cookie(strings.Repeat("A", visit.TokenLength))
+	if err := probe.Valid(); err != nil {
+		return c, fmt.Errorf("cookie: %w", err)
+	}
+	return c, nil
+}
+
+func hasPrefixFold(s, prefix string) bool {
+	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
+}
+
+// cookie returns the cookie carrying value, with no expiry attributes.
+func (c cookieConfig) cookie(value string) *http.Cookie {
+	return &http.Cookie{
+		Name:     c.name,
+		Value:    value,
+		Path:     c.path,
+		Domain:   c.domain,
+		Secure:   c.secure,
+		HttpOnly: true,
+		SameSite: c.sameSite,
+	}
+}
+
+// forToken returns the cookie for token: persistent ones expire with the
+// session, at expiry as seen from now on the store's clock.
+func (c cookieConfig) forToken(token string, expiry, now time.Time) *http.Cookie {
+	ck := c.cookie(token)
+	if c.persistent && !expiry.IsZero() {
+		ck.Expires = expiry.UTC()
+		ck.MaxAge = max(1, int((expiry.Sub(now)+time.Second-1)/time.Second))
+	}
+	return ck
+}
+
+// expired returns the cookie that makes the browser forget the session.
+func (c cookieConfig) expired() *http.Cookie {
+	ck := c.cookie("")
+	ck.MaxAge = -1
+	ck.Expires = time.Unix(1, 0).UTC()
+	return ck
+}
+
+// read returns the token of the request's session cookie: the first
+// cookie of that name holding a well-formed token, or "". present reports
+// whether any cookie of that name came, well-formed or not.
+func (c cookieConfig) read(r *http.Request) (token string, present bool) {
+	for _, ck := range r.CookiesNamed(c.name) {
+		present = true
+		if tok, err := visit.ParseToken(ck.Value); err == nil {
+			return tok, true
+		}
+	}
+	return "", present
+}
