@@ -15,6 +15,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/visitsession/visitsession/dialect"
 	"github.com/visitsession/visitsession/session"
 	"github.com/visitsession/visitsession/visit"
 )
@@ -72,7 +73,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "visitsession demo: --dsn is required with --driver %s\n", f.driver)
 			return 2
 		}
-		f.dsn = sqliteDSN(demoDBFile)
+		f.dsn = dialect.SQLiteFileDSN(demoDBFile)
 		where = "./" + demoDBFile
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, nil))

@@ -89,7 +89,7 @@ func (f *dbFlags) register(fs *flag.FlagSet, defaultDriver, defaultDSN string) {
 	fs.StringVar(&f.table, "table", "visit", "name of the visit table, optionally schema-qualified")
 }
 
-// table returns the visit table layout named by --table.
+// visitTable returns the visit table layout named by --table.
 func (f *dbFlags) visitTable() (visit.Table, error) {
 	t := visit.Default().WithName(f.table)
 	if err := t.Validate(); err != nil {
@@ -132,8 +132,3 @@ func driverFor(name string) (string, dialect.Dialect, error) {
 	return "", nil, fmt.Errorf("unknown --driver %q: want postgres, mysql or sqlite", name)
 }
 
-// SQLiteDSN returns the DSN used for a SQLite file: WAL and busy_timeout on
-// every pooled connection.
-func sqliteDSN(path string) string {
-	return "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)"
-}

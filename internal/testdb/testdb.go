@@ -18,7 +18,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -199,7 +198,7 @@ func create(kind string) (tg *Target, envVar string, drop func(), err error) {
 		if err != nil {
 			return nil, "", nil, err
 		}
-		dsn := SQLiteDSN(filepath.Join(dir, name+".db"))
+		dsn := dialect.SQLiteFileDSN(filepath.Join(dir, name+".db"))
 		db, err := sql.Open("sqlite", dsn)
 		if err != nil {
 			return nil, "", nil, err
@@ -275,8 +274,3 @@ func create(kind string) (tg *Target, envVar string, drop func(), err error) {
 	return nil, "", nil, fmt.Errorf("unknown kind %q", kind)
 }
 
-// SQLiteDSN returns the DSN the project uses for a SQLite file: WAL,
-// busy_timeout and foreign keys set for every pooled connection.
-func SQLiteDSN(path string) string {
-	return "file:" + strings.ReplaceAll(path, "?", "%3F") + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)"
-}
