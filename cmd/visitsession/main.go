@@ -131,4 +131,3 @@ func driverFor(name string) (string, dialect.Dialect, error) {
 	}
 	return "", nil, fmt.Errorf("unknown --driver %q: want postgres, mysql or sqlite", name)
 }
-

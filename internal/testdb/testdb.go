@@ -273,4 +273,3 @@ func create(kind string) (tg *Target, envVar string, drop func(), err error) {
 	}
 	return nil, "", nil, fmt.Errorf("unknown kind %q", kind)
 }
-
