@@ -12,7 +12,7 @@ FUZZTIME  ?= 30s
 SWEEP_ROWS ?= 1000000
 
 .PHONY: all build demo test test-sqlite test-postgres test-mysql vet lint fmt \
-        test-stress test-sweep-big test-browser fuzz bench test-galera
+        test-stress test-sweep-big test-browser fuzz bench test-galera conformance
 
 all: build
 
@@ -46,6 +46,12 @@ lint: vet
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')
+
+## conformance: the conformance suite through the CLI on SQLite, PostgreSQL and MariaDB (scratch tables)
+conformance:
+	$(GO) run ./cmd/visitsession conformance --driver sqlite --dsn "file:$$(mktemp -d)/conformance.db?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)"
+	$(GO) run ./cmd/visitsession conformance --driver postgres --dsn "$${VISITSESSION_POSTGRES_DSN:-postgres://postgres@127.0.0.1:5432/test?sslmode=disable}"
+	$(GO) run ./cmd/visitsession conformance --driver mysql --dsn "$${VISITSESSION_MYSQL_DSN:-root@tcp(127.0.0.1:3306)/test}"
 
 ## test-stress: multi-process and high-trial concurrency tests
 test-stress:
