@@ -68,6 +68,9 @@ func (d *sqlDialect) Classify(err error) Class {
 func (d *sqlDialect) Lock() Lock             { return d.lock }
 func (d *sqlDialect) Prepare() bool          { return d.prepare }
 func (d *sqlDialect) TransactionalDDL() bool { return d.transactional }
+func (d *sqlDialect) DDLTransaction() (begin, commit, rollback string) {
+	return d.lock.Begin, d.lock.Commit, d.lock.Rollback
+}
 
 // Quote quotes each dot-separated part of name.
 func (d *sqlDialect) Quote(name string) string {

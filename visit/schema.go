@@ -46,6 +46,13 @@ type SchemaDialect interface {
 	// TransactionalDDL reports whether DDL statements can run inside a
 	// transaction and be rolled back.
 	TransactionalDDL() bool
+	// DDLTransaction returns, when not empty, the statements that open,
+	// commit and roll back the migration's transaction on a dedicated
+	// connection — for databases whose default transaction would fail
+	// rather than wait when another writer gets in between its catalog
+	// reads and its DDL (SQLite's "BEGIN IMMEDIATE"). Empty means a
+	// database/sql transaction.
+	DDLTransaction() (begin, commit, rollback string)
 }
 
 // ErrNoKeyColumn reports an existing table that lacks the key column: it
@@ -141,12 +148,18 @@ func planFor(in Inspection, d SchemaDialect, t Table) ([]string, error) {
 // On databases with transactional DDL the whole upgrade runs in one
 // transaction and is rolled back if a statement fails.
 func Migrate(ctx context.Context, db *sql.DB, d SchemaDialect, t Table) ([]string, error) {
+	if err := t.Validate(); err != nil {
+		return nil, err
+	}
 	if !d.TransactionalDDL() {
 		stmts, err := Plan(ctx, db, d, t)
 		if err != nil {
 			return nil, err
 		}
 		return stmts, execAll(ctx, db, t, stmts)
+	}
+	if begin, commit, rollback := d.DDLTransaction(); begin != "" {
+		return migrateOnConn(ctx, db, d, t, begin, commit, rollback)
 	}
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
@@ -162,6 +175,33 @@ func Migrate(ctx context.Context, db *sql.DB, d SchemaDialect, t Table) ([]strin
 	}
 	if err := tx.Commit(); err != nil {
 		return nil, fmt.Errorf("visit: migrate %s: commit: %w", t.Name, err)
+	}
+	return stmts, nil
+}
+
+// migrateOnConn runs the migration in a transaction opened with begin on a
+// dedicated connection.
+func migrateOnConn(ctx context.Context, db *sql.DB, d SchemaDialect, t Table, begin, commit, rollback string) ([]string, error) {
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("visit: migrate %s: connect: %w", t.Name, err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, begin); err != nil {
+		return nil, fmt.Errorf("visit: migrate %s: begin: %w", t.Name, err)
+	}
+	stmts, err := Plan(ctx, conn, d, t)
+	if err == nil {
+		err = execAll(ctx, conn, t, stmts)
+	}
+	if err == nil {
+		if _, err = conn.ExecContext(ctx, commit); err != nil {
+			err = fmt.Errorf("visit: migrate %s: commit: %w", t.Name, err)
+		}
+	}
+	if err != nil {
+		_, _ = conn.ExecContext(context.WithoutCancel(ctx), rollback)
+		return nil, err
 	}
 	return stmts, nil
 }
