@@ -12,7 +12,7 @@ FUZZTIME  ?= 30s
 SWEEP_ROWS ?= 1000000
 
 .PHONY: all build demo test test-sqlite test-postgres test-mysql vet lint fmt \
-        test-stress test-sweep-big test-browser fuzz bench test-galera conformance
+        test-stress test-sweep-big test-browser fuzz bench test-galera conformance bench-peers
 
 all: build
 
@@ -60,6 +60,10 @@ test-stress:
 ## test-sweep-big: sweep SWEEP_ROWS expired rows under live load on every database
 test-sweep-big:
 	VISITSESSION_SWEEP_ROWS=$(SWEEP_ROWS) $(GO) test -count=1 -timeout 30m -run 'Heavy' -v ./sweeper/
+
+## bench-peers: visitsession against alexedwards/scs on PostgreSQL, MariaDB and SQLite (own module in bench/)
+bench-peers:
+	cd bench && $(GO) run ./cmd/peerbench -duration 10s
 
 ## test-browser: drive the demo in headless Chromium (apt-get install -y chromium)
 test-browser:
