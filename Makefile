@@ -12,7 +12,7 @@ FUZZTIME  ?= 30s
 SWEEP_ROWS ?= 1000000
 
 .PHONY: all build demo test test-sqlite test-postgres test-mysql vet lint fmt \
-        test-stress test-sweep-big test-browser fuzz bench test-galera conformance bench-peers
+        test-stress test-sweep-big test-browser fuzz bench test-galera conformance bench-peers bench-galera
 
 all: build
 
@@ -68,6 +68,18 @@ bench-peers:
 ## test-browser: drive the demo in headless Chromium (apt-get install -y chromium)
 test-browser:
 	VISITSESSION_BROWSER=1 $(GO) test -count=1 -run 'TestBrowser' -v ./cmd/visitsession/
+
+## test-galera: start a three-node MariaDB Galera cluster (scripts/galera.sh), run the galera/ tests on it, stop it
+test-galera:
+	trap 'scripts/galera.sh stop' EXIT; trap 'exit 130' INT TERM; \
+	scripts/galera.sh start && \
+	VISITSESSION_GALERA=1 $(GO) test -race -count=1 -timeout 8m -v ./galera/
+
+## bench-galera: the read-mostly workload on three Galera nodes against one
+bench-galera:
+	trap 'scripts/galera.sh stop' EXIT; trap 'exit 130' INT TERM; \
+	scripts/galera.sh start && \
+	VISITSESSION_GALERA=1 $(GO) test -run '^$$' -bench ReadMostly -benchtime 15s -count 2 ./galera/
 
 ## fuzz: run each fuzz target for FUZZTIME
 fuzz:
