@@ -153,10 +153,16 @@ type SweepStatements struct {
 	// the batch-th in expiry order, or no row when fewer rows qualify:
 	// args from, cutoff, exclude.
 	ClearBound, DeleteBound string
-	// Isolation, when not sql.LevelDefault, asks the sweeper to run each
-	// batch, bound query and statement, in one transaction at this
-	// isolation level. When it is sql.LevelDefault, each statement runs on
-	// its own.
+	// Setup, when not empty, is run first in each batch's transaction: a
+	// statement that sets transaction-local options, such as planner
+	// settings that keep the batch on the expiry index whatever the
+	// statistics or a cached generic plan would suggest. Its result, if
+	// any, is discarded. It takes no arguments.
+	Setup string
+	// Isolation is the isolation level of each batch's transaction. The
+	// sweeper runs a batch (setup, bound query and statement) in a
+	// transaction when Setup is set or Isolation is not
+	// sql.LevelDefault; otherwise the batch statement runs on its own.
 	Isolation sql.IsolationLevel
 	// Lease holds the statements on the sweeper's lease row.
 	Lease LeaseStatements

@@ -96,14 +96,14 @@ var mysqlDialect = newDialect(spec{
 		rangeOf := func(cond string) string {
 			return fmt.Sprintf("%[1]s >= ? AND %[1]s <= ?%[2]s AND %[3]s <> ? ORDER BY %[1]s", n.expiry, cond, n.key)
 		}
-		clear, del := rangeOf(" AND "+n.data+" IS NOT NULL"), rangeOf("")
+		clearRange, deleteRange := rangeOf(" AND "+n.data+" IS NOT NULL"), rangeOf("")
 		limit := " LIMIT " + strconv.Itoa(batch)
 		bound := " LIMIT 1 OFFSET " + strconv.Itoa(batch-1)
 		return SweepStatements{
-			Clear:       "UPDATE " + n.table + " SET " + n.data + " = NULL WHERE " + clear + limit,
-			ClearBound:  "SELECT " + n.expiry + " FROM " + n.table + " WHERE " + clear + bound,
-			Delete:      "DELETE FROM " + n.table + " WHERE " + del + limit,
-			DeleteBound: "SELECT " + n.expiry + " FROM " + n.table + " WHERE " + del + bound,
+			Clear:       "UPDATE " + n.table + " SET " + n.data + " = NULL WHERE " + clearRange + limit,
+			ClearBound:  "SELECT " + n.expiry + " FROM " + n.table + " WHERE " + clearRange + bound,
+			Delete:      "DELETE FROM " + n.table + " WHERE " + deleteRange + limit,
+			DeleteBound: "SELECT " + n.expiry + " FROM " + n.table + " WHERE " + deleteRange + bound,
 			Isolation:   sql.LevelReadCommitted,
 		}
 	},

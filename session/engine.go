@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"maps"
 	"time"
 
 	"github.com/visitsession/visitsession/dialect"
@@ -15,6 +16,14 @@ import (
 // when the key collides with an existing row (a collision of 160-bit keys
 // means a broken random source, not bad luck).
 const maxKeyAttempts = 4
+
+// endedMargin is how far before the destroying request's clock Destroy
+// puts the expiry of an ended visit. A save or touch of another request
+// treats a row as live while its expiry is after that request's own clock,
+// so an ended row whose expiry were exactly "now" would come back for a
+// concurrent request that read its clock a moment earlier, or on a server
+// whose clock lags. The margin closes that window for lags shorter than it.
+const endedMargin = time.Minute
 
 // New returns an empty session with no stored row. It is written, under a
 // fresh token, by the first Save after a value is set.
@@ -181,11 +190,11 @@ func (s *Store) bind(sess *Session, tok, key string, r row) error {
 // wrapped. In Locked mode Save commits and releases the row lock, also on
 // error.
 func (s *Store) Save(ctx context.Context, sess *Session) error {
-	if err := s.checkOpen(); err != nil {
-		return err
-	}
 	sess.mu.Lock()
 	defer sess.mu.Unlock()
+	if err := s.checkOpenFor(ctx, sess); err != nil {
+		return err
+	}
 	sess.ensure()
 	if sess.loadErr != nil && !errors.Is(sess.loadErr, ErrCorrupt) {
 		return fmt.Errorf("session: save: not loaded: %w", sess.loadErr)
@@ -259,21 +268,29 @@ func (s *Store) insert(ctx context.Context, sess *Session, now time.Time) error 
 	return fmt.Errorf("session: save: insert: %d key collisions: %w", maxKeyAttempts, err)
 }
 
-// affected runs st and returns the number of rows it changed.
+// affected runs st and returns the number of rows it changed. On the pool
+// (tx and q nil) a retryable error runs it again, see retry; in a held
+// transaction it runs once, since the failed statement has aborted (on
+// PostgreSQL) or rolled back (a MySQL deadlock) the transaction, and running
+// it again would act outside the lock.
 func (s *Store) affected(ctx context.Context, op string, tx *sql.Tx, q querier, st *stmt, args ...any) (int64, error) {
 	var n int64
-	err := s.retry(ctx, op, func() error {
+	run := func() error {
 		res, err := s.exec(ctx, tx, q, st, args...)
 		if err != nil {
 			return err
 		}
 		n, err = res.RowsAffected()
 		return err
-	})
-	return n, err
+	}
+	if tx != nil || q != nil {
+		return n, run()
+	}
+	return n, s.retry(ctx, op, run)
 }
 
 func (s *Store) saveMerge(ctx context.Context, sess *Session, now time.Time) error {
+	w := mergeWait{read: time.Now()}
 	for attempt := 1; ; attempt++ {
 		data, err := s.encode(sess.values)
 		if err != nil {
@@ -294,19 +311,47 @@ func (s *Store) saveMerge(ctx context.Context, sess *Session, now time.Time) err
 			s.counters.updates.Add(1)
 			return nil
 		}
-		if err := s.rebaseFromStore(ctx, sess, now, attempt); err != nil {
+		if err := s.rebaseFromStore(ctx, sess, attempt, &w); err != nil {
 			return fmt.Errorf("session: save: %w", err)
 		}
+		now = s.now()
 	}
 }
 
-// rebaseFromStore handles a lost conditional write: it reloads the row,
-// and gives ErrNotFound if it is gone or ErrConflict after the last
-// attempt; otherwise it rebases the session's changes on the fresh row and
-// waits a jittered moment before the caller tries again.
-func (s *Store) rebaseFromStore(ctx context.Context, sess *Session, now time.Time, attempt int) error {
+// mergeWait is what a merge-mode save measures of its concurrent writers
+// between attempts.
+type mergeWait struct {
+	read time.Time     // when the version of the last attempt was read
+	slot time.Duration // how long the last attempt took, see rebaseFromStore
+}
+
+// rebaseFromStore handles a lost conditional write. Unless this was the
+// last attempt, it first waits a jittered moment (see mergeBackoff) within
+// ctx's deadline, so that the reload and the next write follow each other
+// closely and the fresh version is still current when the write arrives.
+// Then it reloads the row, and gives ErrNotFound if it is gone or
+// ErrConflict after the last attempt; otherwise it rebases the session's
+// changes on the fresh row for the caller to try again at once.
+//
+// The wait is measured in slots: how long the lost attempt took, from its
+// read of the version (the load, or the reload before it) to the answer to
+// its write. That is the window in which another write makes an attempt
+// fail, and it grows, as it should, when writers queue for the row.
+//
+// The reload reads the clock afresh: the lost write may have been a
+// Destroy that ended the row after this save read the clock, and the row
+// must not look live to the save that lost to it.
+func (s *Store) rebaseFromStore(ctx context.Context, sess *Session, attempt int, w *mergeWait) error {
+	w.slot = time.Since(w.read)
+	if attempt < s.cfg.maxAttempts {
+		if err := pauseWithin(ctx, mergeBackoff(attempt, w.slot)); err != nil {
+			return err
+		}
+	}
+	start := time.Now()
 	var r row
 	var found bool
+	now := s.now()
 	err := s.retry(ctx, "reload", func() (err error) {
 		r, found, err = s.readRow(ctx, nil, nil, &s.stmts.load, sess.key, now)
 		return err
@@ -317,6 +362,7 @@ func (s *Store) rebaseFromStore(ctx context.Context, sess *Session, now time.Tim
 	if !found {
 		return ErrNotFound
 	}
+	w.read = start
 	s.counters.conflicts.Add(1)
 	if h := s.cfg.hooks.OnConflict; h != nil {
 		h(attempt)
@@ -334,7 +380,7 @@ func (s *Store) rebaseFromStore(ctx context.Context, sess *Session, now time.Tim
 	}
 	sess.rebase(fresh)
 	sess.version, sess.expiry = r.version, r.expiry
-	return sleep(ctx, jitter(time.Duration(attempt)*time.Millisecond))
+	return nil
 }
 
 func (s *Store) saveAny(ctx context.Context, sess *Session, now time.Time) error {
@@ -371,15 +417,17 @@ func (s *Store) touch(ctx context.Context, sess *Session, now time.Time, force b
 		return nil
 	}
 	e := s.d.EncodeTime(exp)
-	var tx *sql.Tx
-	var q querier
-	if sess.lock != nil {
-		tx, q = sess.lock.tx, sess.lock.conn
-		if tx != nil {
-			q = nil
-		}
+	run := func(tx *sql.Tx, q querier) error {
+		_, err := s.affected(ctx, "touch", tx, q, &s.stmts.touch, e, sess.key, e, s.d.EncodeTime(now))
+		return err
 	}
-	if _, err := s.affected(ctx, "touch", tx, q, &s.stmts.touch, e, sess.key, e, s.d.EncodeTime(now)); err != nil {
+	var err error
+	if sess.lock != nil {
+		err = s.inLock(ctx, sess.lock, run)
+	} else {
+		err = run(nil, nil)
+	}
+	if err != nil {
 		return fmt.Errorf("session: touch: %w", err)
 	}
 	sess.expiry = exp
@@ -390,13 +438,15 @@ func (s *Store) touch(ctx context.Context, sess *Session, now time.Time, force b
 // Touch moves the session's expiry forward to now plus the idle timeout
 // (capped by the absolute timeout), writing no data, whatever the touch
 // interval. A session that is new, or whose expiry is already that far,
-// costs no statement. Errors: ErrClosed and driver errors, wrapped.
+// costs no statement. In Locked mode the touch runs in the session's
+// transaction, which stays open. Errors: ErrClosed and driver errors,
+// wrapped.
 func (s *Store) Touch(ctx context.Context, sess *Session) error {
-	if err := s.checkOpen(); err != nil {
-		return err
-	}
 	sess.mu.Lock()
 	defer sess.mu.Unlock()
+	if err := s.checkOpenFor(ctx, sess); err != nil {
+		return err
+	}
 	sess.ensure()
 	return s.touch(ctx, sess, s.now(), true)
 }
@@ -407,15 +457,16 @@ func (s *Store) Touch(ctx context.Context, sess *Session) error {
 // change, at login and logout, against session fixation. A session not yet
 // written only forgets its token: it is written under a fresh one.
 //
-// In Locked mode Renew commits and releases the row lock. Errors:
-// ErrNotFound (ended, renewed or expired elsewhere), ErrConflict,
-// ErrTooLarge, ErrClosed, driver errors, wrapped.
+// In Locked mode Renew runs in the session's transaction, then commits and
+// releases the row lock, also on error; the session keeps its old token
+// when the commit fails. Errors: ErrNotFound (ended, renewed or expired
+// elsewhere), ErrConflict, ErrTooLarge, ErrClosed, driver errors, wrapped.
 func (s *Store) Renew(ctx context.Context, sess *Session) error {
-	if err := s.checkOpen(); err != nil {
-		return err
-	}
 	sess.mu.Lock()
 	defer sess.mu.Unlock()
+	if err := s.checkOpenFor(ctx, sess); err != nil {
+		return err
+	}
 	sess.ensure()
 	if sess.loadErr != nil && !errors.Is(sess.loadErr, ErrCorrupt) {
 		return fmt.Errorf("session: renew: not loaded: %w", sess.loadErr)
@@ -426,25 +477,34 @@ func (s *Store) Renew(ctx context.Context, sess *Session) error {
 		return nil
 	}
 	now := s.now()
-	var tx *sql.Tx
-	var q querier
-	if sess.lock != nil {
-		tx = sess.lock.tx
-		if tx == nil {
-			q = sess.lock.conn
+	if sess.lock == nil {
+		if err := s.renew(ctx, sess, now, nil, nil); err != nil {
+			return err
 		}
+		s.counters.renewals.Add(1)
+		return nil
 	}
-	err := s.renew(ctx, sess, now, tx, q)
-	if sess.lock != nil {
-		if rerr := s.release(ctx, sess, err == nil); err == nil && rerr != nil {
-			err = fmt.Errorf("session: renew: %w", rerr)
-		}
+	token, key, version, expiry := sess.token, sess.key, sess.version, sess.expiry
+	sets, dels, cleared := maps.Clone(sess.sets), maps.Clone(sess.dels), sess.cleared
+	err := s.inLock(ctx, sess.lock, func(tx *sql.Tx, q querier) error {
+		return s.renew(ctx, sess, now, tx, q)
+	})
+	if rerr := s.release(ctx, sess, err == nil); err == nil && rerr != nil {
+		// Nothing was committed: the session keeps its old key and its
+		// pending changes.
+		sess.token, sess.key, sess.version, sess.expiry = token, key, version, expiry
+		sess.sets, sess.dels, sess.cleared = sets, dels, cleared
+		return fmt.Errorf("session: renew: %w", rerr)
+	}
+	if err == nil {
+		s.counters.renewals.Add(1)
 	}
 	return err
 }
 
 func (s *Store) renew(ctx context.Context, sess *Session, now time.Time, tx *sql.Tx, q querier) error {
 	collisions := 0
+	w := mergeWait{read: time.Now()}
 	for attempt := 1; ; attempt++ {
 		data, err := s.encode(sess.values)
 		if err != nil {
@@ -455,7 +515,9 @@ func (s *Store) renew(ctx context.Context, sess *Session, now time.Time, tx *sql
 		tok := visit.NewToken()
 		key := s.cfg.keyMode.StoredKey(tok)
 		n, err := s.affected(ctx, "renew", tx, q, &s.stmts.renew, key, data, e, e, sess.key, sess.version, s.d.EncodeTime(now))
-		if s.d.Classify(err) == dialect.Duplicate && collisions < maxKeyAttempts {
+		// A duplicate key aborts a PostgreSQL transaction: only a renewal
+		// on the pool tries another key.
+		if s.d.Classify(err) == dialect.Duplicate && collisions < maxKeyAttempts && tx == nil && q == nil {
 			collisions++
 			s.counters.keyCollisions.Add(1)
 			continue
@@ -470,47 +532,58 @@ func (s *Store) renew(ctx context.Context, sess *Session, now time.Time, tx *sql
 				sess.expiry = exp
 			}
 			sess.resetChanges()
-			s.counters.renewals.Add(1)
 			return nil
 		}
 		if tx != nil || q != nil {
 			// The row is locked by this session: it can only be gone.
 			return fmt.Errorf("session: renew: %w", ErrNotFound)
 		}
-		if err := s.rebaseFromStore(ctx, sess, now, attempt); err != nil {
+		if err := s.rebaseFromStore(ctx, sess, attempt, &w); err != nil {
 			return fmt.Errorf("session: renew: %w", err)
 		}
+		now = s.now()
 	}
 }
 
 // Destroy ends the session (call it at logout). By default the visit row
-// stays as history with its data cleared and its expiry set to now, so no
-// concurrent save can bring the session back; WithDeleteRows removes the
-// row instead. The Session becomes new and empty: values set afterwards
-// are saved under a fresh token. Destroying a session that is new or
-// already gone is not an error. Errors: ErrClosed, driver errors, wrapped.
+// stays as history with its data cleared and its expiry set a minute
+// before now (or to its creation, if that is later), so that no concurrent
+// save or touch, even from a server whose clock lags by less than that,
+// can bring the session back; WithDeleteRows removes the row instead. The
+// Session becomes new and empty: values set afterwards are saved under a
+// fresh token. Destroying a session that is new or already gone is not an
+// error. In Locked mode Destroy runs in the session's transaction, then
+// commits and releases the row lock, also on error. Errors: ErrClosed,
+// driver errors, wrapped.
 func (s *Store) Destroy(ctx context.Context, sess *Session) error {
-	if err := s.checkOpen(); err != nil {
-		return err
-	}
 	sess.mu.Lock()
 	defer sess.mu.Unlock()
+	if err := s.checkOpenFor(ctx, sess); err != nil {
+		return err
+	}
 	sess.ensure()
 	var err error
 	if sess.exists {
-		var tx *sql.Tx
-		var q querier
-		if sess.lock != nil {
-			tx = sess.lock.tx
-			if tx == nil {
-				q = sess.lock.conn
+		run := func(tx *sql.Tx, q querier) error {
+			if s.cfg.deleteRows {
+				_, err := s.affected(ctx, "destroy", tx, q, &s.stmts.del, sess.key)
+				return err
 			}
+			now := s.now()
+			end := now.Add(-endedMargin)
+			if sess.created.After(end) {
+				end = sess.created
+				if end.After(now) {
+					end = now
+				}
+			}
+			_, err := s.affected(ctx, "destroy", tx, q, &s.stmts.end, s.d.EncodeTime(end), sess.key, s.d.EncodeTime(now))
+			return err
 		}
-		if s.cfg.deleteRows {
-			_, err = s.affected(ctx, "destroy", tx, q, &s.stmts.del, sess.key)
+		if sess.lock != nil {
+			err = s.inLock(ctx, sess.lock, run)
 		} else {
-			now := s.d.EncodeTime(s.now())
-			_, err = s.affected(ctx, "destroy", tx, q, &s.stmts.end, now, sess.key, now)
+			err = run(nil, nil)
 		}
 		if sess.lock != nil {
 			if rerr := s.release(ctx, sess, err == nil); err == nil {

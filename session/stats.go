@@ -18,12 +18,21 @@ type Stats struct {
 	Renewals uint64
 	// Destroys counts sessions ended.
 	Destroys uint64
-	// Conflicts counts merge-mode saves that lost to a concurrent save and
-	// were re-applied on fresh data.
+	// Conflicts counts conditional writes (merge-mode saves, and renewals
+	// outside Locked mode) that lost to a concurrent save of the same
+	// session: each found the session still live at a newer version, and
+	// re-applied its changes on it, or, at the last attempt, gave up. A
+	// lost write that finds the session gone counts nothing here: it gives
+	// ErrNotFound.
 	Conflicts uint64
-	// ConflictFailures counts saves that gave ErrConflict.
+	// ConflictFailures counts saves and renewals that gave ErrConflict
+	// after all their attempts. Each is also counted in Conflicts.
 	ConflictFailures uint64
-	// Retries counts statements re-run after a retryable error.
+	// Retries counts statements, and locked-mode lock acquisitions, run
+	// again after an error the dialect classifies as retryable
+	// (serialization failure, deadlock, lock wait timeout, busy database,
+	// a Galera certification failure). Statements inside a locked-mode
+	// transaction are never retried.
 	Retries uint64
 	// KeyCollisions counts inserts retried under a new key.
 	KeyCollisions uint64
@@ -42,7 +51,8 @@ type Hooks struct {
 	// and re-applies its changes; attempt counts from 1.
 	OnConflict func(attempt int)
 	// OnRetry is called before a statement is re-run after a retryable
-	// error.
+	// error, after the backoff wait; op names the operation ("save",
+	// "load", "load locked", ...).
 	OnRetry func(op string, err error)
 	// OnDecodeError is called when stored data does not decode.
 	OnDecodeError func(err error)

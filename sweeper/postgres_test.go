@@ -1,0 +1,71 @@
+package sweeper_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/visitsession/visitsession/internal/testdb"
+	"github.com/visitsession/visitsession/visit"
+)
+
+// TestPostgresPartitionedTable sweeps a hash-partitioned visit table. The
+// PostgreSQL statements reach rows by ctid, which repeats across
+// partitions: a live row may sit at the ctid of an expired row in the
+// other partition, and must survive.
+func TestPostgresPartitionedTable(t *testing.T) {
+	if only := os.Getenv(testdb.EnvOnly); only != "" && only != "postgres" {
+		t.Skipf("PostgreSQL only, and %s=%s", testdb.EnvOnly, only)
+	}
+	checkLeaks(t)
+	tg := testdb.Get(t, "postgres")
+	for _, p := range policies {
+		t.Run(p.name, func(t *testing.T) {
+			e := &env{tg: tg, tab: tg.Table(t), db: tg.DB}
+			q := func(s string) string { return tg.Dialect.Quote(s) }
+			name := e.tab.Name
+			for _, stmt := range []string{
+				"CREATE TABLE " + q(name) + " (" + q(e.tab.Key) + " VARCHAR(40) NOT NULL, " + q(e.tab.Data) + " BYTEA NULL, " +
+					q(e.tab.Created) + " TIMESTAMPTZ NOT NULL, " + q(e.tab.Expiry) + " TIMESTAMPTZ NOT NULL, " +
+					q(e.tab.Version) + " BIGINT NOT NULL DEFAULT 0, PRIMARY KEY (" + q(e.tab.Key) + ")) PARTITION BY HASH (" + q(e.tab.Key) + ")",
+				"CREATE TABLE " + q(name+"_p0") + " PARTITION OF " + q(name) + " FOR VALUES WITH (MODULUS 2, REMAINDER 0)",
+				"CREATE TABLE " + q(name+"_p1") + " PARTITION OF " + q(name) + " FOR VALUES WITH (MODULUS 2, REMAINDER 1)",
+				"CREATE INDEX " + q(e.tab.IndexName()) + " ON " + q(name) + " (" + q(e.tab.Expiry) + ")",
+			} {
+				if _, err := e.db.ExecContext(context.Background(), stmt); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if in, err := visit.Inspect(context.Background(), e.db, tg.Dialect, e.tab); err != nil || !in.Exists || len(in.Missing) > 0 {
+				t.Fatalf("inspect: %+v, %v", in, err)
+			}
+			// Alternate expired and live rows, so that both partitions hold
+			// both kinds at every ctid.
+			for i := range 400 {
+				expiry := now.Add(time.Hour)
+				if i%2 == 0 {
+					expiry = now.Add(-time.Duration(i+1) * time.Second)
+				}
+				e.insert(t, key(fmt.Sprint("row", i)), []byte("data"), expiry)
+			}
+			opts := p.opts
+			opts.BatchSize, opts.Pause, opts.Clock = 30, -1, fixedClock
+			rep, err := e.newSweeper(t, e.db, opts).SweepOnce(context.Background())
+			if err != nil || rep.Rows() != 200 {
+				t.Errorf("got %v, %v; want 200 rows swept", rep, err)
+			}
+			if got := e.count(t, "{expiry} > ? AND {data} IS NOT NULL", e.enc(now)); got != 200 {
+				t.Errorf("%d live rows with data, want 200", got)
+			}
+			left := e.count(t, "{expiry} <= ?", e.enc(now))
+			if p.opts.ClearData {
+				left = e.count(t, "{expiry} <= ? AND {data} IS NOT NULL", e.enc(now))
+			}
+			if left != 0 {
+				t.Errorf("%d expired rows left", left)
+			}
+		})
+	}
+}
