@@ -109,6 +109,7 @@
 //
 //	VISITSESSION_SWEEP_ROWS=1000000 go test -run Heavy -v ./sweeper/
 //
+// (VISITSESSION_SWEEP_WORKERS=0 measures the sweep alone),
 // and BenchmarkSweep with
 //
 //	go test -run '^$' -bench Sweep ./sweeper/

@@ -18,23 +18,27 @@ import (
 	"github.com/visitsession/visitsession/sweeper"
 )
 
-// EnvSweepRows sets the number of expired rows of TestHeavySweep; unset,
-// the test is skipped.
-const EnvSweepRows = "VISITSESSION_SWEEP_ROWS"
+// Environment variables of TestHeavySweep: the number of expired rows
+// (unset, the test is skipped) and the number of workers loading and
+// updating live sessions meanwhile (default 32; 0 measures the sweep
+// alone).
+const (
+	EnvSweepRows    = "VISITSESSION_SWEEP_ROWS"
+	EnvSweepWorkers = "VISITSESSION_SWEEP_WORKERS"
+)
 
 const (
 	heavyLive     = 10_000
-	heavyWorkers  = 0
 	heavyBaseline = 2 * time.Second
 	heavyWarmup   = 500 * time.Millisecond
 )
 
 // TestHeavySweep sweeps a large backlog of expired rows, with each policy
 // and default options except for no pause between batches (the settings
-// for catching up), while 32 workers load and update random live
-// sessions, and checks that no live session is lost or cleared and that no
-// worker sees an error. It logs the insert and sweep rates and the load
-// latency (p50, p99) before, during and after the sweep.
+// for catching up), while workers load and update random live sessions,
+// and checks that no live session is lost or cleared and that no worker
+// sees an error. It logs the insert and sweep rates and the load latency
+// (p50, p99) before, during and after the sweep.
 func TestHeavySweep(t *testing.T) {
 	n := 0
 	if v := os.Getenv(EnvSweepRows); v != "" {
@@ -46,9 +50,16 @@ func TestHeavySweep(t *testing.T) {
 	if n == 0 {
 		t.Skip("heavy test: set " + EnvSweepRows + " to run")
 	}
+	workers := 32
+	if v := os.Getenv(EnvSweepWorkers); v != "" {
+		var err error
+		if workers, err = strconv.Atoi(v); err != nil || workers < 0 {
+			t.Fatalf("%s=%q: want a number of workers", EnvSweepWorkers, v)
+		}
+	}
 	testdb.Each(t, func(t *testing.T, tg *testdb.Target) {
 		for _, p := range policies {
-			t.Run(p.name, func(t *testing.T) { heavySweep(t, tg, p.opts, n) })
+			t.Run(p.name, func(t *testing.T) { heavySweep(t, tg, p.opts, n, workers) })
 		}
 	})
 }
@@ -76,7 +87,7 @@ func (l *latencies) String() string {
 	return fmt.Sprintf("%d loads, p50 %v, p99 %v", len(l.d), at(50).Round(time.Microsecond), at(99).Round(time.Microsecond))
 }
 
-func heavySweep(t *testing.T, tg *testdb.Target, opts sweeper.Options, n int) {
+func heavySweep(t *testing.T, tg *testdb.Target, opts sweeper.Options, n, workers int) {
 	e := newEnv(t, tg)
 	ctx := context.Background()
 	start := time.Now()
@@ -91,7 +102,7 @@ func heavySweep(t *testing.T, tg *testdb.Target, opts sweeper.Options, n int) {
 		t.Fatal(err)
 	}
 	wdb := tg.Open(t)
-	wdb.SetMaxIdleConns(heavyWorkers)
+	wdb.SetMaxIdleConns(workers)
 	// Phases of the workers: warm-up (pool filling, latencies dropped),
 	// before the sweep, during it, after it.
 	const (
@@ -115,7 +126,7 @@ func heavySweep(t *testing.T, tg *testdb.Target, opts sweeper.Options, n int) {
 		default:
 		}
 	}
-	for w := range heavyWorkers {
+	for w := range workers {
 		wg.Go(func() {
 			rng := rand.New(rand.NewPCG(uint64(w), 1))
 			var mine []time.Duration
@@ -165,16 +176,21 @@ func heavySweep(t *testing.T, tg *testdb.Target, opts sweeper.Options, n int) {
 			}
 		})
 	}
-	time.Sleep(heavyWarmup)
+	pause := func(d time.Duration) {
+		if workers > 0 {
+			time.Sleep(d)
+		}
+	}
+	pause(heavyWarmup)
 	phase.Store(before)
-	time.Sleep(heavyBaseline)
+	pause(heavyBaseline)
 	phase.Store(during)
 	// Catch-up settings: default batches, no pause.
 	opts.Pause = -1
 	sw := e.newSweeper(t, tg.Open(t), opts)
 	rep, err := sw.SweepOnce(ctx)
 	phase.Store(after)
-	time.Sleep(heavyBaseline)
+	pause(heavyBaseline)
 	close(stop)
 	wg.Wait()
 	if err != nil {
