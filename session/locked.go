@@ -67,7 +67,7 @@ func (s *Store) loadLocked(ctx context.Context, sess *Session, tok, key string, 
 // connection given back.
 func (s *Store) lockRow(ctx context.Context, startWait func() context.Context, key string, now time.Time, r *row) (h *heldLock, found bool, err error) {
 	lk := s.d.Lock()
-	h = &heldLock{}
+	h = &heldLock{ctx: ctx}
 	if lk.Begin == "" {
 		// database/sql rolls the transaction back if ctx ends before
 		// Save, Renew, Destroy or Release.
@@ -182,17 +182,17 @@ func withContextErr(ctx context.Context, err error) error {
 // connection the store's guard did the rollback, on a *sql.Tx database/sql.
 func (s *Store) inLock(ctx context.Context, h *heldLock, f func(tx *sql.Tx, q querier) error) error {
 	if h.tx != nil {
-		return withContextErr(ctx, f(h.tx, nil))
+		return withContextErr(h.ctx, f(h.tx, nil))
 	}
 	v, ok := s.guards.Load(h)
 	if !ok {
-		return errGuardEnded(ctx, nil)
+		return errGuardEnded(h.ctx, nil)
 	}
 	g := v.(*connGuard)
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.ended {
-		return errGuardEnded(ctx, g)
+		return errGuardEnded(h.ctx, g)
 	}
 	return f(nil, h.conn)
 }
@@ -258,7 +258,7 @@ func (s *Store) release(ctx context.Context, sess *Session, commit bool) error {
 func (s *Store) endLock(ctx context.Context, h *heldLock, commit bool) error {
 	if h.tx != nil {
 		if commit {
-			return withContextErr(ctx, h.tx.Commit())
+			return withContextErr(h.ctx, h.tx.Commit())
 		}
 		_ = h.tx.Rollback()
 		return nil
@@ -274,7 +274,7 @@ func (s *Store) endLock(ctx context.Context, h *heldLock, commit bool) error {
 	}
 	// The load's context ended: the guard has rolled back.
 	if commit {
-		return errGuardEnded(ctx, g)
+		return errGuardEnded(h.ctx, g)
 	}
 	return nil
 }

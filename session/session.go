@@ -45,8 +45,9 @@ type Session struct {
 
 // heldLock is the open transaction of a locked-mode session.
 type heldLock struct {
-	tx   *sql.Tx   // database/sql transaction, or
-	conn *sql.Conn // a dedicated connection with a manual transaction
+	ctx  context.Context // the load's context, which the transaction lives by
+	tx   *sql.Tx         // database/sql transaction, or
+	conn *sql.Conn       // a dedicated connection with a manual transaction
 }
 
 func (h *heldLock) querier() querier {
