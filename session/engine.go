@@ -55,7 +55,8 @@ func (s *Store) Load(ctx context.Context, token string) (*Session, error) {
 // error is reported by Session.Err and by Save.
 func (s *Store) Lazy(ctx context.Context, token string) *Session {
 	sess := &Session{store: s}
-	sess.loadFn = func() error { return s.load(ctx, sess, token) }
+	sess.ctx = ctx
+	sess.loadFn = func(ctx context.Context) error { return s.load(ctx, sess, token) }
 	return sess
 }
 

@@ -21,8 +21,10 @@ type Session struct {
 	mu    sync.Mutex
 	store *Store
 
-	// Lazy loading: ensure runs loadFn once on first use.
-	loadFn  func() error
+	// Lazy loading: ensure runs loadFn once on first use, under ctx (the
+	// context given to Store.Lazy) unless Load names another.
+	ctx     context.Context
+	loadFn  func(context.Context) error
 	loadErr error
 
 	token   string // cookie token; "" until the session is first written
@@ -59,10 +61,16 @@ func (h *heldLock) querier() querier {
 
 // ensure runs the lazy load, once. It must be called with mu held.
 func (s *Session) ensure() {
+	s.ensureWith(s.ctx)
+}
+
+// ensureWith runs the lazy load, once, under ctx. It must be called with mu
+// held.
+func (s *Session) ensureWith(ctx context.Context) {
 	if s.loadFn != nil {
 		f := s.loadFn
 		s.loadFn = nil
-		s.loadErr = f()
+		s.loadErr = f(ctx)
 	}
 }
 
@@ -80,7 +88,7 @@ func (s *Session) Err() error {
 func (s *Session) Load(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.ensure()
+	s.ensureWith(ctx)
 	return s.loadErr
 }
 

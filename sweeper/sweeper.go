@@ -327,7 +327,7 @@ func (s *Sweeper) retry(ctx context.Context, rep *Report, op string, f func(cont
 			slog.String("table", s.t.Name), slog.String("op", op), slog.Int("attempt", attempt+1),
 			slog.Duration("delay", delay), slog.Any("error", err))
 		if serr := sleep(ctx, delay); serr != nil {
-			return err
+			return fmt.Errorf("%w (while retrying: %w)", serr, err)
 		}
 	}
 }
