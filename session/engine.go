@@ -187,7 +187,7 @@ func (s *Store) bind(sess *Session, tok, key string, r row) error {
 //
 // Errors: ErrTooLarge (nothing written), ErrNotFound (the session was
 // ended or renewed elsewhere, or expired; nothing written), ErrConflict,
-// ErrClosed, ErrReleased, the lazy load's error, and driver errors,
+// ErrClosed, ErrLockLost (Locked mode), the lazy load's error, and driver errors,
 // wrapped. In Locked mode Save commits and releases the row lock, also on
 // error.
 func (s *Store) Save(ctx context.Context, sess *Session) error {

@@ -25,6 +25,12 @@ var (
 	// ErrLockTimeout reports that the locked mode could not take the row
 	// lock within the lock timeout.
 	ErrLockTimeout = errors.New("timed out waiting for the session lock")
+	// ErrLockLost reports that a locked-mode transaction was rolled back
+	// by the database in favour of another one (a deadlock, or on a
+	// multi-primary cluster such as Galera a write that failed
+	// certification, since row locks there are local to one node). Nothing
+	// was written; the request may load and try again.
+	ErrLockLost = errors.New("locked session lost to a concurrent transaction; nothing was written")
 	// ErrSchema reports a visit table that is missing or lacks a column.
 	ErrSchema = errors.New("visit table does not match")
 	// ErrClosed reports use of a Store after Close.

@@ -227,6 +227,12 @@ func (s *Store) saveLocked(ctx context.Context, sess *Session, now time.Time) er
 	}
 	if err != nil {
 		sess.expiry = oldExpiry
+		if s.d.Classify(err) == dialect.Retryable {
+			// The transaction lost to another (a deadlock victim, or a
+			// write that failed a multi-primary cluster's certification):
+			// it was rolled back and cannot be retried without the lock.
+			err = fmt.Errorf("%w: %w", ErrLockLost, err)
+		}
 		return fmt.Errorf("session: save: %w", err)
 	}
 	if changed {
