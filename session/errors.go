@@ -35,4 +35,16 @@ var (
 	ErrSchema = errors.New("visit table does not match")
 	// ErrClosed reports use of a Store after Close.
 	ErrClosed = errors.New("store closed")
+	// ErrResponseStarted reports a session change that came after the
+	// response had started (its headers were written, flushed or the
+	// connection was hijacked), so that the cookie could no longer carry
+	// it: a new session, a renewed token or an ended session the browser
+	// never learns about. Value changes of a session that already has a
+	// cookie are still saved, and reported all the same, since a handler
+	// that makes them is likely wrong. The middleware passes it to the
+	// error handler.
+	ErrResponseStarted = errors.New("session changed after the response started")
+	// ErrMiddlewareOptions reports invalid [MiddlewareOptions], from
+	// [NewMiddleware].
+	ErrMiddlewareOptions = errors.New("invalid middleware options")
 )
