@@ -32,15 +32,20 @@ type spec struct {
 	schemaOnIndex bool
 	transactional bool
 	prepare       bool
-	lockSuffix    string
-	lock          Lock
-	encodeTime    func(time.Time) any
-	decodeTime    func(any) (time.Time, error)
-	classify      func(error) Class
-	columnsQuery  func(schema, table string) (string, []any)
-	indexQuery    func(schema, table, column string) (string, []any)
-	normalize     func(d *sqlDialect, t visit.Table) []string
-	sweep         func(d *sqlDialect, t visit.Table, batch int) SweepStatements
+	// keyHint follows the table name in the session's single-row UPDATEs
+	// to keep them on the primary key: MariaDB's optimizer may pick the
+	// expiry index on small tables and lock a range, which deadlocks
+	// against locked-mode readers.
+	keyHint      string
+	lockSuffix   string
+	lock         Lock
+	encodeTime   func(time.Time) any
+	decodeTime   func(any) (time.Time, error)
+	classify     func(error) Class
+	columnsQuery func(schema, table string) (string, []any)
+	indexQuery   func(schema, table, column string) (string, []any)
+	normalize    func(d *sqlDialect, t visit.Table) []string
+	sweep        func(d *sqlDialect, t visit.Table, batch int) SweepStatements
 }
 
 // sqlDialect is the single implementation of Dialect, driven by a spec.
@@ -119,6 +124,7 @@ func (d *sqlDialect) Statements(t visit.Table) (Statements, error) {
 	byKey := sq.Expr(n.key+" = ?", nil)
 	atVersion := sq.Expr(n.version+" = ?", nil)
 
+	byKeyTable := n.table + d.keyHint
 	load := d.b.Select(n.data, n.created, n.expiry, n.version).From(n.table).Where(byKey).Where(live)
 	loadLocked := load
 	if d.lockSuffix != "" {
@@ -129,15 +135,15 @@ func (d *sqlDialect) Statements(t visit.Table) (Statements, error) {
 		LoadLocked: sqlOf(loadLocked),
 		Insert: sqlOf(d.b.Insert(n.table).Columns(n.key, n.data, n.created, n.expiry, n.version).
 			Values(nil, nil, nil, nil, sq.Expr("1"))),
-		Update: sqlOf(d.b.Update(n.table).Set(n.data, nil).Set(n.expiry, forwardExpiry).Set(n.version, bump).
+		Update: sqlOf(d.b.Update(byKeyTable).Set(n.data, nil).Set(n.expiry, forwardExpiry).Set(n.version, bump).
 			Where(byKey).Where(atVersion).Where(live)),
-		UpdateAny: sqlOf(d.b.Update(n.table).Set(n.data, nil).Set(n.expiry, forwardExpiry).Set(n.version, bump).
+		UpdateAny: sqlOf(d.b.Update(byKeyTable).Set(n.data, nil).Set(n.expiry, forwardExpiry).Set(n.version, bump).
 			Where(byKey).Where(live)),
-		Renew: sqlOf(d.b.Update(n.table).Set(n.key, nil).Set(n.data, nil).Set(n.expiry, forwardExpiry).Set(n.version, bump).
+		Renew: sqlOf(d.b.Update(byKeyTable).Set(n.key, nil).Set(n.data, nil).Set(n.expiry, forwardExpiry).Set(n.version, bump).
 			Where(byKey).Where(atVersion).Where(live)),
-		Touch: sqlOf(d.b.Update(n.table).Set(n.expiry, nil).
+		Touch: sqlOf(d.b.Update(byKeyTable).Set(n.expiry, nil).
 			Where(byKey).Where(sq.Expr(n.expiry+" < ?", nil)).Where(live)),
-		End: sqlOf(d.b.Update(n.table).Set(n.data, sq.Expr("NULL")).Set(n.expiry, nil).Set(n.version, bump).
+		End: sqlOf(d.b.Update(byKeyTable).Set(n.data, sq.Expr("NULL")).Set(n.expiry, nil).Set(n.version, bump).
 			Where(byKey).Where(live)),
 		Delete: sqlOf(d.b.Delete(n.table).Where(byKey)),
 	}, nil

@@ -45,6 +45,7 @@ var mysqlDialect = newDialect(spec{
 		visit.ColVersion: "BIGINT NOT NULL DEFAULT 0",
 	},
 	tableOptions: " ENGINE=InnoDB",
+	keyHint:      " FORCE INDEX (PRIMARY)",
 	indexInTable: true,
 	prepare:      true,
 	lockSuffix:   "FOR UPDATE",
