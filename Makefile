@@ -12,7 +12,7 @@ FUZZTIME  ?= 30s
 SWEEP_ROWS ?= 1000000
 
 .PHONY: all build demo test test-sqlite test-postgres test-mysql vet lint fmt \
-        test-stress test-sweep-big test-browser fuzz bench test-galera conformance bench-peers bench-galera
+        test-stress test-sweep-big test-browser fuzz bench test-galera conformance bench-peers bench-galera test-sqlmock
 
 all: build
 
@@ -52,6 +52,10 @@ conformance:
 	$(GO) run ./cmd/visitsession conformance --driver sqlite --dsn "file:$$(mktemp -d)/conformance.db?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)"
 	$(GO) run ./cmd/visitsession conformance --driver postgres --dsn "$${VISITSESSION_POSTGRES_DSN:-postgres://postgres@127.0.0.1:5432/test?sslmode=disable}"
 	$(GO) run ./cmd/visitsession conformance --driver mysql --dsn "$${VISITSESSION_MYSQL_DSN:-root@tcp(127.0.0.1:3306)/test}"
+
+## test-sqlmock: go-sqlmock tests of every transactional path and the pinned SQL of each dialect
+test-sqlmock:
+	$(GO) test -race -count=1 ./sqlmocktest/
 
 ## test-stress: multi-process and high-trial concurrency tests
 test-stress:
