@@ -89,6 +89,9 @@ bench-galera:
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzBinaryDecode$$' -fuzztime $(FUZZTIME) ./internal/codec/
 	$(GO) test -run '^$$' -fuzz '^FuzzJSONDecode$$' -fuzztime $(FUZZTIME) ./internal/codec/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseToken$$' -fuzztime $(FUZZTIME) ./visit/
+	$(GO) test -run '^$$' -fuzz '^FuzzValidateIdent$$' -fuzztime $(FUZZTIME) ./visit/
+	$(GO) test -run '^$$' -fuzz '^FuzzMiddlewareCookie$$' -fuzztime $(FUZZTIME) ./session/
 
 ## bench: benchmarks against the bare database/sql limit, per dialect
 bench:
