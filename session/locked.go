@@ -49,7 +49,7 @@ func (s *Store) loadLocked(ctx context.Context, sess *Session, tok, key string, 
 			waitCtx = ctx
 		}
 		if attempt >= s.cfg.maxRetries || s.d.Classify(err) != dialect.Retryable || pause(waitCtx, jitter(backoff)) != nil {
-			return fmt.Errorf("session: load: %w", s.lockErr(lockCtx, ctx, err))
+			return fmt.Errorf("session: load: %w", s.lockErr(lockCtx, ctx, withContextErr(ctx, err)))
 		}
 		s.counters.retries.Add(1)
 		if h := s.cfg.hooks.OnRetry; h != nil {
@@ -166,11 +166,13 @@ func errGuardEnded(ctx context.Context, g *connGuard) error {
 	return withContextErr(ctx, err)
 }
 
-// withContextErr adds ctx's error to err, a transaction found already
-// ended (sql.ErrTxDone), when ctx has ended: database/sql rolls back a
-// transaction whose context ends, and the caller should see why.
+// withContextErr adds ctx's error to err when ctx has ended: database/sql
+// rolls back a transaction whose context ends, and a driver may report a
+// cancelled statement as a broken connection, so that the error alone
+// (sql.ErrTxDone, driver.ErrBadConn) does not say why; the caller should
+// see it was the context.
 func withContextErr(ctx context.Context, err error) error {
-	if cerr := ctx.Err(); cerr != nil && errors.Is(err, sql.ErrTxDone) && !errors.Is(err, cerr) {
+	if cerr := ctx.Err(); err != nil && cerr != nil && !errors.Is(err, cerr) {
 		return fmt.Errorf("%w: %w", err, cerr)
 	}
 	return err
