@@ -3,6 +3,7 @@ package visit
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"strings"
@@ -188,6 +189,10 @@ func migrateOnConn(ctx context.Context, db *sql.DB, d SchemaDialect, t Table, be
 	}
 	defer conn.Close()
 	if _, err := conn.ExecContext(ctx, begin); err != nil {
+		// A driver may report a cancelled BEGIN that did run: the pool
+		// discards the connection rather than risk reusing it inside a
+		// transaction.
+		discard(conn)
 		return nil, fmt.Errorf("visit: migrate %s: begin: %w", t.Name, err)
 	}
 	stmts, err := Plan(ctx, conn, d, t)
@@ -200,10 +205,23 @@ func migrateOnConn(ctx context.Context, db *sql.DB, d SchemaDialect, t Table, be
 		}
 	}
 	if err != nil {
-		_, _ = conn.ExecContext(context.WithoutCancel(ctx), rollback)
+		endConn(ctx, conn, rollback)
 		return nil, err
 	}
 	return stmts, nil
+}
+
+// endConn rolls back conn's transaction, and has the pool discard the
+// connection when even that fails.
+func endConn(ctx context.Context, conn *sql.Conn, rollback string) {
+	if _, err := conn.ExecContext(context.WithoutCancel(ctx), rollback); err != nil {
+		discard(conn)
+	}
+}
+
+// discard marks conn as broken, so that the pool closes it on release.
+func discard(conn *sql.Conn) {
+	_ = conn.Raw(func(any) error { return driver.ErrBadConn })
 }
 
 func execAll(ctx context.Context, q Querier, t Table, stmts []string) error {
