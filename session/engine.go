@@ -187,9 +187,13 @@ func (s *Store) bind(sess *Session, tok, key string, r row) error {
 //
 // Errors: ErrTooLarge (nothing written), ErrNotFound (the session was
 // ended or renewed elsewhere, or expired; nothing written), ErrConflict,
-// ErrClosed, ErrLockLost (Locked mode), the lazy load's error, and driver errors,
-// wrapped. In Locked mode Save commits and releases the row lock, also on
-// error.
+// ErrClosed, ErrLockLost (Locked mode), the lazy load's error, and driver
+// errors, wrapped. In Locked mode Save commits and releases the row lock,
+// also on error.
+//
+// A save that fails because ctx ended may still have been committed: the
+// database finishes a statement its client stopped waiting for. The row
+// then holds the new data and version as a whole, never a mix.
 func (s *Store) Save(ctx context.Context, sess *Session) error {
 	sess.mu.Lock()
 	defer sess.mu.Unlock()
