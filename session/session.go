@@ -52,13 +52,6 @@ type heldLock struct {
 	conn *sql.Conn       // a dedicated connection with a manual transaction
 }
 
-func (h *heldLock) querier() querier {
-	if h.tx != nil {
-		return h.tx
-	}
-	return h.conn
-}
-
 // ensure runs the lazy load, once. It must be called with mu held.
 func (s *Session) ensure() {
 	s.ensureWith(s.ctx)
@@ -196,6 +189,12 @@ func (s *Session) Delete(key string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.ensure()
+	s.deleteLocked(key)
+}
+
+// deleteLocked removes key, recording the change. It must be called with
+// mu held.
+func (s *Session) deleteLocked(key string) {
 	if _, ok := s.values[key]; !ok {
 		return
 	}
@@ -210,10 +209,11 @@ func (s *Session) Delete(key string) {
 // Pop returns the value under key and deletes it, as for flash messages.
 func (s *Session) Pop(key string) any {
 	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.ensure()
 	v, ok := s.values[key]
-	s.mu.Unlock()
 	if ok {
-		s.Delete(key)
+		s.deleteLocked(key)
 	}
 	return v
 }
