@@ -174,6 +174,21 @@ func (s *Store) bind(sess *Session, tok, key string, r row) error {
 	return nil
 }
 
+// enter begins an operation on sess, with sess.mu held: it checks the
+// store is open (rolling back a held lock if not), runs a pending lazy
+// load, and, when loaded is true, refuses a session whose load failed for
+// any reason but undecodable data, which a write may replace.
+func (s *Store) enter(ctx context.Context, sess *Session, op string, loaded bool) error {
+	if err := s.checkOpenFor(ctx, sess); err != nil {
+		return err
+	}
+	sess.ensure()
+	if loaded && sess.loadErr != nil && !errors.Is(sess.loadErr, ErrCorrupt) {
+		return fmt.Errorf("session: %s: not loaded: %w", op, sess.loadErr)
+	}
+	return nil
+}
+
 // Save writes what this request changed.
 //
 // A new session is written only once it holds a value: one INSERT under a
@@ -197,12 +212,8 @@ func (s *Store) bind(sess *Session, tok, key string, r row) error {
 func (s *Store) Save(ctx context.Context, sess *Session) error {
 	sess.mu.Lock()
 	defer sess.mu.Unlock()
-	if err := s.checkOpenFor(ctx, sess); err != nil {
+	if err := s.enter(ctx, sess, "save", true); err != nil {
 		return err
-	}
-	sess.ensure()
-	if sess.loadErr != nil && !errors.Is(sess.loadErr, ErrCorrupt) {
-		return fmt.Errorf("session: save: not loaded: %w", sess.loadErr)
 	}
 	now := s.now()
 	if sess.lock != nil {
@@ -449,10 +460,9 @@ func (s *Store) touch(ctx context.Context, sess *Session, now time.Time, force b
 func (s *Store) Touch(ctx context.Context, sess *Session) error {
 	sess.mu.Lock()
 	defer sess.mu.Unlock()
-	if err := s.checkOpenFor(ctx, sess); err != nil {
+	if err := s.enter(ctx, sess, "touch", false); err != nil {
 		return err
 	}
-	sess.ensure()
 	return s.touch(ctx, sess, s.now(), true)
 }
 
@@ -469,12 +479,8 @@ func (s *Store) Touch(ctx context.Context, sess *Session) error {
 func (s *Store) Renew(ctx context.Context, sess *Session) error {
 	sess.mu.Lock()
 	defer sess.mu.Unlock()
-	if err := s.checkOpenFor(ctx, sess); err != nil {
+	if err := s.enter(ctx, sess, "renew", true); err != nil {
 		return err
-	}
-	sess.ensure()
-	if sess.loadErr != nil && !errors.Is(sess.loadErr, ErrCorrupt) {
-		return fmt.Errorf("session: renew: not loaded: %w", sess.loadErr)
 	}
 	sess.renewed = true
 	if !sess.exists {
@@ -563,10 +569,9 @@ func (s *Store) renew(ctx context.Context, sess *Session, now time.Time, tx *sql
 func (s *Store) Destroy(ctx context.Context, sess *Session) error {
 	sess.mu.Lock()
 	defer sess.mu.Unlock()
-	if err := s.checkOpenFor(ctx, sess); err != nil {
+	if err := s.enter(ctx, sess, "destroy", false); err != nil {
 		return err
 	}
-	sess.ensure()
 	var err error
 	if sess.exists {
 		run := func(tx *sql.Tx, q querier) error {
