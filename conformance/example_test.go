@@ -25,7 +25,7 @@ func ExampleCheck() {
 	}
 	defer os.RemoveAll(dir)
 	// busy_timeout lets the concurrent cases wait for SQLite's write lock.
-	dsn := "file:" + filepath.Join(dir, "app.db") + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)"
+	dsn := dialect.SQLiteFileDSN(filepath.Join(dir, "app.db"))
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		fmt.Println(err)
@@ -55,7 +55,7 @@ func ExampleWithTable() {
 		return
 	}
 	defer os.RemoveAll(dir)
-	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "app.db")+"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)")
+	db, err := sql.Open("sqlite", dialect.SQLiteFileDSN(filepath.Join(dir, "app.db")))
 	if err != nil {
 		fmt.Println(err)
 		return

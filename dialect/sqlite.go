@@ -19,8 +19,8 @@ import (
 // Instants are INTEGER microseconds since the Unix epoch: they compare
 // correctly, keep microseconds and have no 2038 limit. Migrate rewrites
 // text timestamps left by older writers into that form. Use a DSN that
-// sets busy_timeout and WAL for every pooled connection, for example
-// "file:app.db?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)".
+// sets busy_timeout and WAL for every pooled connection, as
+// [SQLiteFileDSN] returns.
 // The locked mode opens BEGIN IMMEDIATE on a dedicated connection, taking
 // the database's write lock. The sweeper batches through a rowid subquery.
 func SQLite() Dialect { return sqliteDialect }

@@ -27,7 +27,7 @@ func ExampleSweeper_SweepOnce() {
 		return
 	}
 	defer os.RemoveAll(dir)
-	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "app.db")+"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)")
+	db, err := sql.Open("sqlite", dialect.SQLiteFileDSN(filepath.Join(dir, "app.db")))
 	if err != nil {
 		fmt.Println(err)
 		return

@@ -20,7 +20,7 @@ import (
 // directory, as a user would pass it.
 func conformanceDSN(t *testing.T) string {
 	t.Helper()
-	return "file:" + filepath.Join(t.TempDir(), "conformance.db") + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)"
+	return dialect.SQLiteFileDSN(filepath.Join(t.TempDir(), "conformance.db"))
 }
 
 // runCLI runs "visitsession conformance args..." in-process.
