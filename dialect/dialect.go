@@ -129,10 +129,12 @@ type Statements struct {
 // instant it needs and moves from up after each batch, so a batch never
 // rescans the rows that earlier batches cleared or deleted.
 //
-// There are two ways to learn where the next batch starts. Where Returning
-// is true, Clear and Delete are queries that return the expiry of every row
-// they changed, one row each; the sweeper passes the cutoff as to, and the
-// largest expiry returned becomes the next from. Otherwise the sweeper
+// There are three ways to learn where the next batch starts. Where
+// Summary is true, Clear and Delete are queries that return one row: the
+// number of rows they changed and the largest expiry among them (NULL when
+// none). Where Returning is true, they return the expiry of every row they
+// changed, one row each. In both cases the sweeper passes the cutoff as
+// to, and the largest expiry becomes the next from. Otherwise the sweeper
 // first runs ClearBound or DeleteBound, passes the expiry it returns (or
 // the cutoff, when it returns no row) as to, counts the changed rows from
 // the result, and starts the next batch at that to.
@@ -145,24 +147,31 @@ type SweepStatements struct {
 	// args from, to, exclude. The sweeper passes a cutoff of now minus the
 	// retention period.
 	Delete string
+	// Summary reports that Clear and Delete return a single row: the count
+	// of changed rows and their largest expiry.
+	Summary bool
 	// Returning reports that Clear and Delete return one row per changed
 	// row: its expiry.
 	Returning bool
-	// ClearBound and DeleteBound, set where Returning is false, return the
+	// ClearBound and DeleteBound, set where Summary and Returning are
+	// false, return the
 	// expiry of the last row the next Clear or Delete batch would touch,
 	// the batch-th in expiry order, or no row when fewer rows qualify:
 	// args from, cutoff, exclude.
 	ClearBound, DeleteBound string
-	// Setup, when not empty, is run first in each batch's transaction: a
-	// statement that sets transaction-local options, such as planner
-	// settings that keep the batch on the expiry index whatever the
-	// statistics or a cached generic plan would suggest. Its result, if
-	// any, is discarded. It takes no arguments.
-	Setup string
+	// Setup, when not empty, is run once at the start of a sweep on the
+	// connection that the sweep then holds for all its batches: a
+	// statement that sets session options, such as planner settings that
+	// keep the batches on the expiry index whatever the statistics or a
+	// cached generic plan would suggest. Reset undoes it before the
+	// connection goes back to the pool; a connection whose Reset fails is
+	// closed instead. Their results, if any, are discarded. They take no
+	// arguments.
+	Setup, Reset string
 	// Isolation is the isolation level of each batch's transaction. The
-	// sweeper runs a batch (setup, bound query and statement) in a
-	// transaction when Setup is set or Isolation is not
-	// sql.LevelDefault; otherwise the batch statement runs on its own.
+	// sweeper runs a batch (bound query and statement) in a transaction
+	// when Isolation is not sql.LevelDefault; otherwise the batch
+	// statement runs on its own.
 	Isolation sql.IsolationLevel
 	// Lease holds the statements on the sweeper's lease row.
 	Lease LeaseStatements

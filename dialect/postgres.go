@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	sq "github.com/Masterminds/squirrel"
@@ -78,18 +79,21 @@ var postgres = newDialect(spec{
 		n := d.names(t)
 		candidates := func(cond string) string {
 			return fmt.Sprintf("WITH batch AS MATERIALIZED (SELECT tableoid AS toid, ctid AS tid FROM %[1]s "+
-				"WHERE %[2]s >= $1 AND %[2]s <= $2%[3]s AND %[4]s <> $3 ORDER BY %[2]s LIMIT %[5]s FOR UPDATE SKIP LOCKED) ",
+				"WHERE %[2]s >= $1 AND %[2]s <= $2%[3]s AND %[4]s <> $3 ORDER BY %[2]s LIMIT %[5]s FOR UPDATE SKIP LOCKED)",
 				n.table, n.expiry, cond, n.key, strconv.Itoa(batch))
 		}
 		hasData := " AND t." + n.data + " IS NOT NULL"
 		match := fmt.Sprintf("WHERE t.ctid = batch.tid AND t.tableoid = batch.toid AND t.%[1]s <= $2 AND t.%[2]s <> $3",
 			n.expiry, n.key)
+		// The statement answers with one row, the count and the largest
+		// expiry of the changed rows, rather than one row per changed row.
+		summary := fmt.Sprintf(" RETURNING t.%[1]s) SELECT count(*), max(%[1]s) FROM changed", n.expiry)
 		return SweepStatements{
 			Clear: candidates(" AND "+n.data+" IS NOT NULL") +
-				fmt.Sprintf("UPDATE %s AS t SET %s = NULL FROM batch %s%s RETURNING t.%s", n.table, n.data, match, hasData, n.expiry),
+				fmt.Sprintf(", changed AS (UPDATE %s AS t SET %s = NULL FROM batch %s%s", n.table, n.data, match, hasData) + summary,
 			Delete: candidates("") +
-				fmt.Sprintf("DELETE FROM %s AS t USING batch %s RETURNING t.%s", n.table, match, n.expiry),
-			Returning: true,
+				fmt.Sprintf(", changed AS (DELETE FROM %s AS t USING batch %s", n.table, match) + summary,
+			Summary: true,
 			// Without statistics, and in the generic plan that a cached
 			// prepared statement switches to after five executions, the
 			// range from $1 to $2 is estimated at 0.5% of the table, and
@@ -97,14 +101,27 @@ var postgres = newDialect(spec{
 			// sort to an ordered index scan that stops after a batch: on a
 			// large backlog, every batch would then read and sort all of
 			// it. Turning those plans off, and joins other than a nested
-			// loop, for the batch's transaction leaves the index scan and
-			// the TID scan as the only sensible plan.
-			Setup: "SELECT set_config('enable_seqscan', 'off', true), set_config('enable_bitmapscan', 'off', true), " +
-				"set_config('enable_sort', 'off', true), set_config('enable_hashjoin', 'off', true), " +
-				"set_config('enable_mergejoin', 'off', true)",
+			// loop, on the sweep's connection leaves the index scan and
+			// the TID scan as the only sensible plan. Reset restores what
+			// RESET would, in one statement.
+			Setup: "SELECT " + pgPlannerSettings(func(name string) string { return "set_config('" + name + "', 'off', false)" }),
+			Reset: "SELECT set_config(name, reset_val, false) FROM pg_settings WHERE name IN (" +
+				pgPlannerSettings(func(name string) string { return "'" + name + "'" }) + ")",
 		}
 	},
 })
+
+// pgSweepSettings are the planner settings a PostgreSQL sweep turns off.
+var pgSweepSettings = []string{"enable_seqscan", "enable_bitmapscan", "enable_sort", "enable_hashjoin", "enable_mergejoin"}
+
+// pgPlannerSettings joins f of each of pgSweepSettings with commas.
+func pgPlannerSettings(f func(name string) string) string {
+	parts := make([]string, len(pgSweepSettings))
+	for i, name := range pgSweepSettings {
+		parts[i] = f(name)
+	}
+	return strings.Join(parts, ", ")
+}
 
 // decodeTimeValue accepts a driver's time.Time and returns it in UTC.
 func decodeTimeValue(src any) (time.Time, error) {

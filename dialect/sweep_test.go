@@ -37,13 +37,16 @@ func TestSweepStatements(t *testing.T) {
 				t.Fatal(err)
 			}
 			batch := map[string]string{"Clear": st.Clear, "Delete": st.Delete}
-			if st.Returning {
+			if st.Returning && st.Summary {
+				t.Error("both Returning and Summary set")
+			}
+			if st.Returning || st.Summary {
 				if st.ClearBound != "" || st.DeleteBound != "" {
-					t.Error("bound queries set on a Returning dialect")
+					t.Error("bound queries set on a Returning or Summary dialect")
 				}
 			} else {
 				if st.ClearBound == "" || st.DeleteBound == "" {
-					t.Fatal("bound queries missing on a dialect without Returning")
+					t.Fatal("bound queries missing on a dialect without Returning or Summary")
 				}
 				batch["ClearBound"], batch["DeleteBound"] = st.ClearBound, st.DeleteBound
 			}
@@ -104,16 +107,17 @@ func TestSweepStatements(t *testing.T) {
 func TestSweepPerDialect(t *testing.T) {
 	tab := visit.Default()
 	pg, _ := dialect.Postgres().Sweep(tab, 10)
-	if !pg.Returning || pg.Isolation != sql.LevelDefault || !strings.Contains(pg.Delete, "FOR UPDATE SKIP LOCKED") ||
-		!strings.Contains(pg.Delete, `t.ctid = batch.tid AND t.tableoid = batch.toid`) || pg.Setup == "" {
-		t.Errorf("postgres: want SKIP LOCKED candidates joined by ctid and tableoid, a planner setup, returning: %+v", pg)
+	if !pg.Summary || pg.Returning || pg.Isolation != sql.LevelDefault || !strings.Contains(pg.Delete, "FOR UPDATE SKIP LOCKED") ||
+		!strings.Contains(pg.Delete, `t.ctid = batch.tid AND t.tableoid = batch.toid`) || pg.Setup == "" || pg.Reset == "" ||
+		pg.ClearBound != "" || pg.DeleteBound != "" {
+		t.Errorf("postgres: want SKIP LOCKED candidates joined by ctid and tableoid, a planner setup and reset, a summary row: %+v", pg)
 	}
 	my, _ := dialect.MySQL().Sweep(tab, 10)
-	if my.Returning || my.Isolation != sql.LevelReadCommitted {
+	if my.Returning || my.Summary || my.Setup != "" || my.Isolation != sql.LevelReadCommitted {
 		t.Errorf("mysql: want bound queries in READ COMMITTED: %+v", my)
 	}
 	lite, _ := dialect.SQLite().Sweep(tab, 10)
-	if !lite.Returning || lite.Isolation != sql.LevelDefault || !strings.Contains(lite.Delete, "rowid IN (SELECT rowid") {
+	if !lite.Returning || lite.Summary || lite.Setup != "" || lite.Isolation != sql.LevelDefault || !strings.Contains(lite.Delete, "rowid IN (SELECT rowid") {
 		t.Errorf("sqlite: want a returning rowid subquery: %+v", lite)
 	}
 }

@@ -51,10 +51,11 @@ var golden = map[string]pinned{
 			Delete:     `DELETE FROM "visit" WHERE "visit_key" = $1`,
 		},
 		Sweep500: dialect.SweepStatements{
-			Clear:     `WITH batch AS MATERIALIZED (SELECT tableoid AS toid, ctid AS tid FROM "visit" WHERE "expiry" >= $1 AND "expiry" <= $2 AND "session_data" IS NOT NULL AND "visit_key" <> $3 ORDER BY "expiry" LIMIT 500 FOR UPDATE SKIP LOCKED) UPDATE "visit" AS t SET "session_data" = NULL FROM batch WHERE t.ctid = batch.tid AND t.tableoid = batch.toid AND t."expiry" <= $2 AND t."visit_key" <> $3 AND t."session_data" IS NOT NULL RETURNING t."expiry"`,
-			Delete:    `WITH batch AS MATERIALIZED (SELECT tableoid AS toid, ctid AS tid FROM "visit" WHERE "expiry" >= $1 AND "expiry" <= $2 AND "visit_key" <> $3 ORDER BY "expiry" LIMIT 500 FOR UPDATE SKIP LOCKED) DELETE FROM "visit" AS t USING batch WHERE t.ctid = batch.tid AND t.tableoid = batch.toid AND t."expiry" <= $2 AND t."visit_key" <> $3 RETURNING t."expiry"`,
-			Returning: true,
-			Setup:     `SELECT set_config('enable_seqscan', 'off', true), set_config('enable_bitmapscan', 'off', true), set_config('enable_sort', 'off', true), set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true)`,
+			Clear:   `WITH batch AS MATERIALIZED (SELECT tableoid AS toid, ctid AS tid FROM "visit" WHERE "expiry" >= $1 AND "expiry" <= $2 AND "session_data" IS NOT NULL AND "visit_key" <> $3 ORDER BY "expiry" LIMIT 500 FOR UPDATE SKIP LOCKED), changed AS (UPDATE "visit" AS t SET "session_data" = NULL FROM batch WHERE t.ctid = batch.tid AND t.tableoid = batch.toid AND t."expiry" <= $2 AND t."visit_key" <> $3 AND t."session_data" IS NOT NULL RETURNING t."expiry") SELECT count(*), max("expiry") FROM changed`,
+			Delete:  `WITH batch AS MATERIALIZED (SELECT tableoid AS toid, ctid AS tid FROM "visit" WHERE "expiry" >= $1 AND "expiry" <= $2 AND "visit_key" <> $3 ORDER BY "expiry" LIMIT 500 FOR UPDATE SKIP LOCKED), changed AS (DELETE FROM "visit" AS t USING batch WHERE t.ctid = batch.tid AND t.tableoid = batch.toid AND t."expiry" <= $2 AND t."visit_key" <> $3 RETURNING t."expiry") SELECT count(*), max("expiry") FROM changed`,
+			Summary: true,
+			Setup:   `SELECT set_config('enable_seqscan', 'off', false), set_config('enable_bitmapscan', 'off', false), set_config('enable_sort', 'off', false), set_config('enable_hashjoin', 'off', false), set_config('enable_mergejoin', 'off', false)`,
+			Reset:   `SELECT set_config(name, reset_val, false) FROM pg_settings WHERE name IN ('enable_seqscan', 'enable_bitmapscan', 'enable_sort', 'enable_hashjoin', 'enable_mergejoin')`,
 			Lease: dialect.LeaseStatements{
 				Acquire: `UPDATE "visit" SET "session_data" = $1, "expiry" = $2, "version" = "version" + 1 WHERE "visit_key" = $3 AND ("expiry" <= $4 OR "session_data" = $5)`,
 				Insert:  `INSERT INTO "visit" ("visit_key","session_data","created","expiry","version") VALUES ($1,$2,$3,$4,1)`,

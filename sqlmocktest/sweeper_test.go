@@ -51,26 +51,57 @@ func (m *mocked) expiries(n int) *sqlmock.Rows {
 
 var zeroTime = time.Time{}
 
+// summary is the answer of a Summary batch that changed n rows, the
+// latest expiring at last.
+func (m *mocked) summary(n int, last time.Time) *sqlmock.Rows {
+	rows := sqlmock.NewRows([]string{"count", "max"})
+	if n == 0 {
+		return rows.AddRow(int64(0), nil)
+	}
+	return rows.AddRow(int64(n), m.enc(last))
+}
+
+// expectSetup expects the statement that sets up the connection a sweep
+// holds, where the dialect has one, and returns its calls.
+func (m *mocked) expectSetup(sw dialect.SweepStatements) []string {
+	if sw.Setup == "" {
+		return nil
+	}
+	m.mock.ExpectExec(sw.Setup).WithoutArgs().WillReturnResult(sqlmock.NewResult(0, 0))
+	return []string{"exec " + sw.Setup}
+}
+
+// expectReset expects the statement that resets that connection before
+// it goes back to the pool.
+func (m *mocked) expectReset(sw dialect.SweepStatements) []string {
+	if sw.Reset == "" {
+		return nil
+	}
+	m.mock.ExpectExec(sw.Reset).WithoutArgs().WillReturnResult(sqlmock.NewResult(0, 0))
+	return []string{"exec " + sw.Reset}
+}
+
 // expectDeleteBatch expects one delete batch from from up to cutoff that
-// deletes n rows, and returns its calls. Where the dialect asks for it
-// (Setup or an isolation level), the batch is a transaction. On databases
-// without RETURNING a bound query comes first: bound is the expiry it
-// answers, or the zero time for no row, and the DELETE runs up to it.
+// deletes n rows, and returns its calls. Where the dialect asks for an
+// isolation level, the batch is a transaction. Summary and Returning
+// batches are one query; on databases with neither, a bound query comes
+// first: bound is the expiry it answers, or the zero time for no row, and
+// the DELETE runs up to it.
 func (m *mocked) expectDeleteBatch(sw dialect.SweepStatements, from, cutoff, bound time.Time, n int) []string {
 	var trips []string
-	tx := sw.Setup != "" || sw.Isolation != sql.LevelDefault
+	tx := sw.Isolation != sql.LevelDefault
 	if tx {
 		m.mock.ExpectBegin()
 		trips = append(trips, "begin")
-		if sw.Setup != "" {
-			m.mock.ExpectExec(sw.Setup).WithoutArgs().WillReturnResult(sqlmock.NewResult(0, 0))
-			trips = append(trips, "exec "+sw.Setup)
-		}
 	}
-	if sw.Returning {
+	switch {
+	case sw.Summary:
+		m.mock.ExpectQuery(sw.Delete).WithArgs(m.enc(from), m.enc(cutoff), sweeper.LeaseKey).WillReturnRows(m.summary(n, bound))
+		trips = append(trips, "query "+sw.Delete)
+	case sw.Returning:
 		m.mock.ExpectQuery(sw.Delete).WithArgs(m.enc(from), m.enc(cutoff), sweeper.LeaseKey).WillReturnRows(m.expiries(n))
 		trips = append(trips, "query "+sw.Delete)
-	} else {
+	default:
 		rows := sqlmock.NewRows([]string{"expiry"})
 		to := cutoff
 		if !bound.IsZero() {
@@ -100,8 +131,10 @@ func TestSweepUnderLease(t *testing.T) {
 		// The first batch is full; it ends at the expiry of its last row:
 		// the largest expiry returned, or the one the bound query found.
 		last := epoch.Add(-time.Minute)
+		want = append(want, m.expectSetup(st)...)
 		want = append(want, m.expectDeleteBatch(st, zeroTime, epoch, last, 2)...)
 		want = append(want, m.expectDeleteBatch(st, last, epoch, zeroTime, 1)...)
+		want = append(want, m.expectReset(st)...)
 		m.mock.ExpectExec(st.Lease.Renew).WithArgs(m.enc(epoch), sweeper.LeaseKey, owner).WillReturnResult(sqlmock.NewResult(0, 1))
 		want = append(want, "exec "+st.Lease.Renew)
 
@@ -206,31 +239,23 @@ func TestSweepBatchFails(t *testing.T) {
 	}
 }
 
-// TestSweepReturningBatchFails fails the RETURNING batch of PostgreSQL
-// (a transaction, for its planner settings) and SQLite (one statement)
-// while its rows are read: PostgreSQL's transaction is rolled back.
+// TestSweepReturningBatchFails fails the one-query batch of PostgreSQL (a
+// summary row, on a connection set up for the sweep) and SQLite (a row
+// per changed row) while its rows are read: nothing is counted, and
+// PostgreSQL's connection is reset before it goes back to the pool.
 func TestSweepReturningBatchFails(t *testing.T) {
 	for _, name := range []string{"postgres", "sqlite"} {
 		t.Run(name, func(t *testing.T) {
 			m := newMock(t, name)
 			sw, st := m.newSweeper(sweeper.Options{})
-			var want []string
-			tx := st.Setup != "" || st.Isolation != sql.LevelDefault
-			if tx {
-				m.mock.ExpectBegin()
-				want = append(want, "begin")
-				if st.Setup != "" {
-					m.mock.ExpectExec(st.Setup).WillReturnResult(sqlmock.NewResult(0, 0))
-					want = append(want, "exec "+st.Setup)
-				}
+			want := m.expectSetup(st)
+			rows := m.expiries(2).RowError(1, m.permanent())
+			if st.Summary {
+				rows = m.summary(2, epoch).RowError(0, m.permanent())
 			}
-			m.mock.ExpectQuery(st.Delete).WithArgs(m.enc(zeroTime), m.enc(epoch), sweeper.LeaseKey).
-				WillReturnRows(m.expiries(2).RowError(1, m.permanent()))
+			m.mock.ExpectQuery(st.Delete).WithArgs(m.enc(zeroTime), m.enc(epoch), sweeper.LeaseKey).WillReturnRows(rows)
 			want = append(want, "query "+st.Delete)
-			if tx {
-				m.mock.ExpectRollback()
-				want = append(want, "rollback")
-			}
+			want = append(want, m.expectReset(st)...)
 			rep, err := sw.SweepOnce(context.Background())
 			if !errors.Is(err, m.permanent()) || rep.Deleted != 0 {
 				t.Fatalf("SweepOnce: %v, report %+v", err, rep)
@@ -298,4 +323,33 @@ func TestSweepRetriesAreBounded(t *testing.T) {
 	if !strings.Contains(err.Error(), "delete batch") {
 		t.Fatalf("error %q does not name the batch", err)
 	}
+}
+
+// TestSweepResetFailsClosesConnection fails the statement that resets
+// the PostgreSQL sweep's connection: the sweep still succeeds, and the
+// connection is closed rather than given back to the pool with the
+// sweep's planner settings. The next sweep sets up a new one.
+func TestSweepResetFailsClosesConnection(t *testing.T) {
+	m := newMock(t, "postgres")
+	sw, st := m.newSweeper(sweeper.Options{})
+	want := m.expectSetup(st)
+	want = append(want, m.expectDeleteBatch(st, zeroTime, epoch, epoch, 1)...)
+	m.mock.ExpectExec(st.Reset).WithoutArgs().WillReturnError(m.permanent())
+	want = append(want, "exec "+st.Reset, "close")
+	if rep, err := sw.SweepOnce(context.Background()); err != nil || rep.Deleted != 1 {
+		t.Fatalf("SweepOnce: %v, report %+v", err, rep)
+	}
+	if s := m.db.Stats(); s.OpenConnections != 0 {
+		t.Fatalf("%d connections open after a failed reset, want the sweep's closed", s.OpenConnections)
+	}
+	want = append(want, m.expectSetup(st)...)
+	want = append(want, m.expectDeleteBatch(st, zeroTime, epoch, epoch, 1)...)
+	want = append(want, m.expectReset(st)...)
+	if rep, err := sw.SweepOnce(context.Background()); err != nil || rep.Deleted != 1 {
+		t.Fatalf("second SweepOnce: %v, report %+v", err, rep)
+	}
+	if s := m.db.Stats(); s.OpenConnections != 1 || s.Idle != 1 {
+		t.Fatalf("pool %+v after a clean reset, want its connection idle", s)
+	}
+	sameTrips(t, "sweeps", m.trips(), want...)
 }

@@ -51,8 +51,11 @@
 //
 // The statements per database come from [dialect.Dialect.Sweep]:
 // PostgreSQL picks a batch with FOR UPDATE SKIP LOCKED, so concurrent
-// sweepers and session writes are passed over rather than waited for;
-// MySQL and MariaDB use ORDER BY expiry LIMIT n; SQLite uses a rowid
+// sweepers and session writes are passed over rather than waited for, and
+// answers each batch with one row (its count and latest expiry); a run
+// holds one connection of the pool, with planner settings that keep every
+// batch on the expiry index, and resets them before giving it back, so a
+// batch is one round trip; MySQL and MariaDB use ORDER BY expiry LIMIT n; SQLite uses a rowid
 // subquery, under the database's single write lock.
 //
 // # Lease

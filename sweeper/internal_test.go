@@ -47,15 +47,33 @@ func TestBackoff(t *testing.T) {
 	}
 }
 
-// expectBatch expects the transaction of one PostgreSQL batch up to its
-// statement, Delete or (with clear) Clear.
+// expectBatch expects the statement of one PostgreSQL batch, Delete or
+// (with clear) Clear, on the connection the sweep holds.
 func expectBatch(mock sqlmock.Sqlmock, st dialect.SweepStatements, clear ...bool) *sqlmock.ExpectedQuery {
-	mock.ExpectBegin()
-	mock.ExpectExec(st.Setup).WillReturnResult(sqlmock.NewResult(0, 0))
 	if len(clear) > 0 && clear[0] {
 		return mock.ExpectQuery(st.Clear)
 	}
 	return mock.ExpectQuery(st.Delete)
+}
+
+// expectSetup and expectReset expect the statements that set up the
+// sweep's connection and reset it before it goes back to the pool.
+func expectSetup(mock sqlmock.Sqlmock, st dialect.SweepStatements) {
+	mock.ExpectExec(st.Setup).WithoutArgs().WillReturnResult(sqlmock.NewResult(0, 0))
+}
+
+func expectReset(mock sqlmock.Sqlmock, st dialect.SweepStatements) {
+	mock.ExpectExec(st.Reset).WithoutArgs().WillReturnResult(sqlmock.NewResult(0, 0))
+}
+
+// summary is the answer of a PostgreSQL batch that changed n rows, the
+// latest expiring at last.
+func summary(n int, last time.Time) *sqlmock.Rows {
+	rows := sqlmock.NewRows([]string{"count", "max"})
+	if n == 0 {
+		return rows.AddRow(int64(0), nil)
+	}
+	return rows.AddRow(int64(n), last)
 }
 
 // TestRetryLimit drives the statements through go-sqlmock to count
@@ -88,18 +106,20 @@ func TestRetryLimit(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { db.Close() })
+			// A failed batch gives its connection back, reset; the next
+			// attempt sets one up again.
 			for _, e := range tt.errs {
+				expectSetup(mock, st)
 				expectBatch(mock, st).WillReturnError(e)
-				mock.ExpectRollback()
+				expectReset(mock, st)
 			}
+			expectSetup(mock, st)
 			if tt.last != nil {
 				expectBatch(mock, st).WillReturnError(tt.last)
-				mock.ExpectRollback()
 			} else {
-				expectBatch(mock, st).WillReturnRows(sqlmock.NewRows([]string{"expiry"}).
-					AddRow(time.Unix(1, 0)).AddRow(time.Unix(3, 0)).AddRow(time.Unix(2, 0)))
-				mock.ExpectCommit()
+				expectBatch(mock, st).WillReturnRows(summary(3, time.Unix(3, 0)))
 			}
+			expectReset(mock, st)
 			sw, err := New(db, d, tab, Options{MaxRetries: 2, LeaseTTL: -1, Logger: slog.New(slog.DiscardHandler)})
 			if err != nil {
 				t.Fatal(err)
@@ -140,15 +160,11 @@ func TestCursorAdvances(t *testing.T) {
 	cutoff := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
 	clock := cutoff
 	at := func(s int64) time.Time { return time.Unix(s, 0).UTC() }
-	expectBatch(mock, st, true).WithArgs(time.Time{}, cutoff, LeaseKey).
-		WillReturnRows(sqlmock.NewRows([]string{"expiry"}).AddRow(at(20)).AddRow(at(10)))
-	mock.ExpectCommit()
-	expectBatch(mock, st, true).WithArgs(at(20), cutoff, LeaseKey).
-		WillReturnRows(sqlmock.NewRows([]string{"expiry"}).AddRow(at(30)).AddRow(at(30)))
-	mock.ExpectCommit()
-	expectBatch(mock, st, true).WithArgs(at(30), cutoff, LeaseKey).
-		WillReturnRows(sqlmock.NewRows([]string{"expiry"}).AddRow(at(40)))
-	mock.ExpectCommit()
+	expectSetup(mock, st)
+	expectBatch(mock, st, true).WithArgs(time.Time{}, cutoff, LeaseKey).WillReturnRows(summary(2, at(20)))
+	expectBatch(mock, st, true).WithArgs(at(20), cutoff, LeaseKey).WillReturnRows(summary(2, at(30)))
+	expectBatch(mock, st, true).WithArgs(at(30), cutoff, LeaseKey).WillReturnRows(summary(1, at(40)))
+	expectReset(mock, st)
 	sw, err := New(db, d, tab, Options{BatchSize: 2, Pause: -1, LeaseTTL: -1, ClearData: true, DeleteAfter: Never,
 		Clock: func() time.Time { return clock }, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
@@ -170,8 +186,9 @@ func TestCursorAdvances(t *testing.T) {
 		{cutoff.Add(clearFullEvery + time.Minute), cutoff.Add(clearFullEvery - clearRescan)},
 	} {
 		clock = c.at
-		expectBatch(mock, st, true).WithArgs(c.from, c.at, LeaseKey).WillReturnRows(sqlmock.NewRows([]string{"expiry"}))
-		mock.ExpectCommit()
+		expectSetup(mock, st)
+		expectBatch(mock, st, true).WithArgs(c.from, c.at, LeaseKey).WillReturnRows(summary(0, time.Time{}))
+		expectReset(mock, st)
 		if rep, err := sw.SweepOnce(context.Background()); err != nil || rep.Batches != 1 {
 			t.Errorf("run at %v: %v, %v", c.at, rep, err)
 		}

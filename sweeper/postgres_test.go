@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/visitsession/visitsession/internal/testdb"
+	"github.com/visitsession/visitsession/sweeper"
 	"github.com/visitsession/visitsession/visit"
 )
 
@@ -67,5 +69,62 @@ func TestPostgresPartitionedTable(t *testing.T) {
 				t.Errorf("%d expired rows left", left)
 			}
 		})
+	}
+}
+
+// TestPostgresConnectionReset checks that the planner settings a sweep
+// turns off on its connection are back to their defaults when the
+// connection returns to the pool, after a run that swept rows and after a
+// run whose batch failed.
+func TestPostgresConnectionReset(t *testing.T) {
+	if only := os.Getenv(testdb.EnvOnly); only != "" && only != "postgres" {
+		t.Skipf("PostgreSQL only, and %s=%s", testdb.EnvOnly, only)
+	}
+	checkLeaks(t)
+	tg := testdb.Get(t, "postgres")
+	// The connection's own default for one of the settings, a run-time
+	// parameter of the DSN, is what the reset goes back to.
+	sep := "?"
+	if strings.Contains(tg.DSN, "?") {
+		sep = "&"
+	}
+	db := openDSN(t, "pgx", tg.DSN+sep+"enable_sort=off")
+	db.SetMaxOpenConns(1)
+	e := &env{tg: tg, tab: tg.CreateTable(t), db: db}
+	settings := func() string {
+		t.Helper()
+		var s string
+		err := db.QueryRowContext(context.Background(), "SELECT current_setting('enable_seqscan') || current_setting('enable_bitmapscan') || "+
+			"current_setting('enable_sort') || current_setting('enable_hashjoin') || current_setting('enable_mergejoin')").Scan(&s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	if got := settings(); got != "ononoffonon" {
+		t.Fatalf("settings before the sweep: %s", got)
+	}
+	for i := range 50 {
+		e.insert(t, key(fmt.Sprint("expired", i)), []byte("data"), now.Add(-time.Duration(i+1)*time.Second))
+	}
+	sw := e.newSweeper(t, db, sweeper.Options{BatchSize: 7, Pause: -1, Clock: fixedClock})
+	if rep, err := sw.SweepOnce(context.Background()); err != nil || rep.Deleted != 50 || rep.Batches != 8 {
+		t.Fatalf("got %v, %v; want 50 rows deleted in 8 batches", rep, err)
+	}
+	if got := settings(); got != "ononoffonon" {
+		t.Errorf("settings after a sweep: %s, want the connection's defaults", got)
+	}
+	// A failing batch: the table is gone.
+	if _, err := db.ExecContext(context.Background(), "DROP TABLE "+tg.Dialect.Quote(e.tab.Name)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sw.SweepOnce(context.Background()); err == nil {
+		t.Fatal("sweep of a dropped table succeeded")
+	}
+	if got := settings(); got != "ononoffonon" {
+		t.Errorf("settings after a failed sweep: %s, want the connection's defaults", got)
+	}
+	if s := db.Stats(); s.InUse != 0 {
+		t.Errorf("%d connections in use after the sweeps", s.InUse)
 	}
 }

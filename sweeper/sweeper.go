@@ -3,6 +3,7 @@ package sweeper
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -151,9 +152,11 @@ func (s *Sweeper) sweepTurn(ctx context.Context, rep *Report) error {
 		}
 		defer s.release(ctx, rep, &l)
 	}
+	c := &sweepConn{s: s}
+	defer c.release()
 	if s.cfg.deleteAfter != Never {
 		p := phase{name: "delete", stmt: s.st.Delete, bound: s.st.DeleteBound, count: &rep.Deleted}
-		if err := s.runPhase(ctx, rep, &l, p, time.Time{}, now.Add(-s.cfg.deleteAfter)); err != nil {
+		if err := s.runPhase(ctx, rep, &l, c, p, time.Time{}, now.Add(-s.cfg.deleteAfter)); err != nil {
 			return err
 		}
 	}
@@ -167,7 +170,7 @@ func (s *Sweeper) sweepTurn(ctx context.Context, rep *Report) error {
 			from = s.clearedTo.Add(-clearRescan)
 		}
 		p := phase{name: "clear", stmt: s.st.Clear, bound: s.st.ClearBound, count: &rep.Cleared}
-		if err := s.runPhase(ctx, rep, &l, p, from, now); err != nil {
+		if err := s.runPhase(ctx, rep, &l, c, p, from, now); err != nil {
 			return err
 		}
 		s.clearedTo = now
@@ -188,7 +191,7 @@ type phase struct {
 
 // runPhase runs batches of p over rows with expiry from from to cutoff
 // until one finds fewer than BatchSize rows to change.
-func (s *Sweeper) runPhase(ctx context.Context, rep *Report, l *lease, p phase, from, cutoff time.Time) error {
+func (s *Sweeper) runPhase(ctx context.Context, rep *Report, l *lease, c *sweepConn, p phase, from, cutoff time.Time) error {
 	for {
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("sweeper: sweep %s: %w", s.t.Name, err)
@@ -202,7 +205,7 @@ func (s *Sweeper) runPhase(ctx context.Context, rep *Report, l *lease, p phase, 
 		var b batchResult
 		err := s.retry(ctx, rep, p.name+" batch", func(ctx context.Context) error {
 			var err error
-			b, err = s.batch(ctx, p, from, cutoff)
+			b, err = s.batch(ctx, c, p, from, cutoff)
 			return err
 		})
 		if err != nil {
@@ -230,12 +233,88 @@ type batchResult struct {
 	next time.Time // where the next batch starts
 }
 
-// batch runs one batch of p over rows with expiry from from to cutoff.
-func (s *Sweeper) batch(ctx context.Context, p phase, from, cutoff time.Time) (b batchResult, err error) {
-	var q visit.Querier = s.db
-	if s.st.Setup != "" || s.st.Isolation != sql.LevelDefault {
+// querier is what a batch runs on: the pool, or the connection a sweep
+// holds.
+type querier interface {
+	visit.Querier
+	BeginTx(ctx context.Context, opts *sql.TxOptions) (*sql.Tx, error)
+}
+
+// sweepConn is the connection a sweep holds for its batches where the
+// dialect has a Setup statement: taken from the pool and set up at the
+// first batch, reset and given back at the end of the sweep or after a
+// failed batch (the next attempt takes one again), and closed instead
+// when Reset fails. Without Setup, batches run on the pool.
+type sweepConn struct {
+	s    *Sweeper
+	conn *sql.Conn
+}
+
+// get returns what the next batch runs on.
+func (c *sweepConn) get(ctx context.Context) (querier, error) {
+	if c.s.st.Setup == "" {
+		return c.s.db, nil
+	}
+	if c.conn != nil {
+		return c.conn, nil
+	}
+	conn, err := c.s.db.Conn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := conn.ExecContext(ctx, c.s.st.Setup); err != nil {
+		discard(conn)
+		return nil, fmt.Errorf("setup: %w", err)
+	}
+	c.conn = conn
+	return conn, nil
+}
+
+// release gives the held connection, if any, back to the pool after
+// running Reset, or closes it when Reset fails.
+func (c *sweepConn) release() {
+	conn := c.conn
+	if conn == nil {
+		return
+	}
+	c.conn = nil
+	timeout := c.s.cfg.batchTimeout
+	if timeout <= 0 {
+		timeout = defaultBatchTimeout
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	_, err := conn.ExecContext(ctx, c.s.st.Reset)
+	cancel()
+	if err != nil {
+		discard(conn)
+		return
+	}
+	_ = conn.Close()
+}
+
+// discard closes conn and keeps database/sql from reusing its driver
+// connection, whose session state is unknown.
+func discard(conn *sql.Conn) {
+	_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+	_ = conn.Close()
+}
+
+// batch runs one batch of p over rows with expiry from from to cutoff, on
+// what c gives.
+func (s *Sweeper) batch(ctx context.Context, c *sweepConn, p phase, from, cutoff time.Time) (b batchResult, err error) {
+	db, err := c.get(ctx)
+	if err != nil {
+		return b, err
+	}
+	defer func() {
+		if err != nil {
+			c.release()
+		}
+	}()
+	var q visit.Querier = db
+	if s.st.Isolation != sql.LevelDefault {
 		var tx *sql.Tx
-		if tx, err = s.db.BeginTx(ctx, &sql.TxOptions{Isolation: s.st.Isolation}); err != nil {
+		if tx, err = db.BeginTx(ctx, &sql.TxOptions{Isolation: s.st.Isolation}); err != nil {
 			return b, err
 		}
 		defer func() {
@@ -246,41 +325,61 @@ func (s *Sweeper) batch(ctx context.Context, p phase, from, cutoff time.Time) (b
 			}
 		}()
 		q = tx
-		if s.st.Setup != "" {
-			if _, err := tx.ExecContext(ctx, s.st.Setup); err != nil {
-				return b, err
-			}
-		}
 	}
-	if !s.st.Returning {
-		// The bound query finds the expiry of the batch's last row; when
-		// it finds none, fewer than a batch of rows are left, and this
-		// batch is the last. The count of changed rows cannot tell: rows
-		// extended meanwhile make a batch smaller without ending the work.
-		to := cutoff
+	switch {
+	case s.st.Summary:
+		// One row: the count and the largest expiry of the changed rows.
+		// Locked rows are passed over rather than counted, so a full
+		// batch means more rows may be left.
+		var n int64
 		var raw any
-		err := q.QueryRowContext(ctx, p.bound, s.encode(from), s.encode(cutoff), LeaseKey).Scan(&raw)
-		switch {
-		case errors.Is(err, sql.ErrNoRows):
-		case err != nil:
+		if err := q.QueryRowContext(ctx, p.stmt, s.encode(from), s.encode(cutoff), LeaseKey).Scan(&n, &raw); err != nil {
 			return b, err
-		default:
-			if to, err = s.d.DecodeTime(raw); err != nil {
-				return b, fmt.Errorf("bound: %w", err)
+		}
+		b.rows, b.next, b.more = int(n), from, n >= int64(s.cfg.batchSize)
+		if raw != nil {
+			expiry, err := s.d.DecodeTime(raw)
+			if err != nil {
+				return b, fmt.Errorf("returned expiry: %w", err)
 			}
-			b.more = true
+			if expiry.After(b.next) {
+				b.next = expiry
+			}
 		}
-		res, err := q.ExecContext(ctx, p.stmt, s.encode(from), s.encode(to), LeaseKey)
-		if err != nil {
-			return b, err
+		return b, nil
+	case s.st.Returning:
+		return s.returning(ctx, q, p, from, cutoff)
+	}
+	// The bound query finds the expiry of the batch's last row; when it
+	// finds none, fewer than a batch of rows are left, and this batch is
+	// the last. The count of changed rows cannot tell: rows extended
+	// meanwhile make a batch smaller without ending the work.
+	to := cutoff
+	var raw any
+	err = q.QueryRowContext(ctx, p.bound, s.encode(from), s.encode(cutoff), LeaseKey).Scan(&raw)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+	case err != nil:
+		return b, err
+	default:
+		if to, err = s.d.DecodeTime(raw); err != nil {
+			return b, fmt.Errorf("bound: %w", err)
 		}
-		affected, err := res.RowsAffected()
-		b.rows, b.next = int(affected), to
+		b.more = true
+	}
+	res, err := q.ExecContext(ctx, p.stmt, s.encode(from), s.encode(to), LeaseKey)
+	if err != nil {
 		return b, err
 	}
-	// The statement returns the expiry of each row it changed. It passes
-	// over locked rows rather than count them, so a full batch means more
-	// rows may be left.
+	affected, err := res.RowsAffected()
+	b.rows, b.next = int(affected), to
+	return b, err
+}
+
+// returning runs a batch statement that returns the expiry of each row it
+// changed. It passes over locked rows rather than count them, so a full
+// batch means more rows may be left.
+func (s *Sweeper) returning(ctx context.Context, q visit.Querier, p phase, from, cutoff time.Time) (b batchResult, err error) {
 	rows, err := q.QueryContext(ctx, p.stmt, s.encode(from), s.encode(cutoff), LeaseKey)
 	if err != nil {
 		return b, err
