@@ -2,6 +2,7 @@ package dialect
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -123,6 +124,7 @@ func (d *sqlDialect) Statements(t visit.Table) (Statements, error) {
 	live := sq.Expr(n.expiry+" > ?", nil)
 	byKey := sq.Expr(n.key+" = ?", nil)
 	atVersion := sq.Expr(n.version+" = ?", nil)
+	notForward := sq.Expr(n.version + " >= 0")
 
 	byKeyTable := n.table + d.keyHint
 	load := d.b.Select(n.data, n.created, n.expiry, n.version).From(n.table).Where(byKey).Where(live)
@@ -138,14 +140,16 @@ func (d *sqlDialect) Statements(t visit.Table) (Statements, error) {
 		Update: sqlOf(d.b.Update(byKeyTable).Set(n.data, nil).Set(n.expiry, forwardExpiry).Set(n.version, bump).
 			Where(byKey).Where(atVersion).Where(live)),
 		UpdateAny: sqlOf(d.b.Update(byKeyTable).Set(n.data, nil).Set(n.expiry, forwardExpiry).Set(n.version, bump).
-			Where(byKey).Where(live)),
+			Where(byKey).Where(live).Where(notForward)),
 		Renew: sqlOf(d.b.Update(byKeyTable).Set(n.key, nil).Set(n.data, nil).Set(n.expiry, forwardExpiry).Set(n.version, bump).
 			Where(byKey).Where(atVersion).Where(live)),
 		Touch: sqlOf(d.b.Update(byKeyTable).Set(n.expiry, nil).
-			Where(byKey).Where(sq.Expr(n.expiry+" < ?", nil)).Where(live)),
+			Where(byKey).Where(sq.Expr(n.expiry+" < ?", nil)).Where(live).Where(notForward)),
 		End: sqlOf(d.b.Update(byKeyTable).Set(n.data, sq.Expr("NULL")).Set(n.expiry, nil).Set(n.version, bump).
-			Where(byKey).Where(live)),
-		Delete: sqlOf(d.b.Delete(n.table).Where(byKey)),
+			Where(byKey).Where(live).Where(notForward)),
+		Delete: sqlOf(d.b.Delete(n.table).Where(byKey).Where(notForward)),
+		Forward: sqlOf(d.b.Insert(n.table).Columns(n.key, n.data, n.created, n.expiry, n.version).
+			Values(nil, nil, nil, nil, sq.Expr(strconv.Itoa(ForwardVersion)))),
 	}, nil
 }
 

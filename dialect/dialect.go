@@ -86,6 +86,11 @@ type Lock struct {
 // Statements holds the SQL text of every statement the session engine runs,
 // in the dialect's placeholder format. The comment of each field gives the
 // order of its arguments. Times are arguments made by [Dialect.EncodeTime].
+//
+// A row whose version is [ForwardVersion] is not a session but a forward,
+// written by Forward: it sends a renewed session's old key to its new one
+// for a short while. Load and LoadLocked return it like any row; the other
+// statements never change it.
 type Statements struct {
 	// Load reads a live session: args key, now; columns data, created,
 	// expiry, version.
@@ -115,7 +120,15 @@ type Statements struct {
 	End string
 	// Delete removes a session's row: args key.
 	Delete string
+	// Forward creates a forward row with version ForwardVersion: args
+	// key, data, created, expiry.
+	Forward string
 }
+
+// ForwardVersion is the version of a forward row, see [Statements]. The
+// versions of sessions start at 1 (0 for rows written before the version
+// column existed) and only grow.
+const ForwardVersion = -1
 
 // SweepStatements holds the sweeper's statements for one table and batch
 // size, in the dialect's placeholder format.

@@ -149,7 +149,7 @@ func (s *Store) load(ctx context.Context, sess *Session, token string) error {
 	var r row
 	var found bool
 	err = s.retry(ctx, "load", func() (err error) {
-		r, found, err = s.readRow(ctx, nil, nil, &s.stmts.load, key, now)
+		r, tok, key, found, err = s.readSession(ctx, nil, nil, &s.stmts.load, tok, key, now)
 		return err
 	})
 	if err != nil {
@@ -368,8 +368,9 @@ func (s *Store) rebaseFromStore(ctx context.Context, sess *Session, attempt int,
 	var r row
 	var found bool
 	now := s.now()
+	tok, key := sess.token, sess.key
 	err := s.retry(ctx, "reload", func() (err error) {
-		r, found, err = s.readRow(ctx, nil, nil, &s.stmts.load, sess.key, now)
+		r, tok, key, found, err = s.readSession(ctx, nil, nil, &s.stmts.load, sess.token, sess.key, now)
 		return err
 	})
 	if err != nil {
@@ -378,6 +379,9 @@ func (s *Store) rebaseFromStore(ctx context.Context, sess *Session, attempt int,
 	if !found {
 		return ErrNotFound
 	}
+	// A renewal within its grace window moved the session: the changes
+	// go to the new row, and the request's response sends the new token.
+	sess.token, sess.key = tok, key
 	w.read = start
 	s.counters.conflicts.Add(1)
 	if h := s.cfg.hooks.OnConflict; h != nil {
@@ -406,12 +410,27 @@ func (s *Store) saveAny(ctx context.Context, sess *Session, now time.Time) error
 	}
 	exp := s.expiryFor(now, sess.created)
 	e := s.d.EncodeTime(exp)
-	n, err := s.affected(ctx, "save", nil, nil, &s.stmts.updateAny, data, e, e, sess.key, s.d.EncodeTime(now))
-	if err != nil {
-		return fmt.Errorf("session: save: %w", err)
-	}
-	if n == 0 {
-		return fmt.Errorf("session: save: %w", ErrNotFound)
+	for hop := 0; ; hop++ {
+		n, err := s.affected(ctx, "save", nil, nil, &s.stmts.updateAny, data, e, e, sess.key, s.d.EncodeTime(now))
+		if err != nil {
+			return fmt.Errorf("session: save: %w", err)
+		}
+		if n > 0 {
+			break
+		}
+		// The session is gone, or was renewed: within a grace window, the
+		// save goes to the renewed session.
+		if s.cfg.renewGrace == 0 || hop == maxForwardHops {
+			return fmt.Errorf("session: save: %w", ErrNotFound)
+		}
+		r, tok, key, found, err := s.readSession(ctx, nil, nil, &s.stmts.load, sess.token, sess.key, now)
+		if err != nil {
+			return fmt.Errorf("session: save: reload: %w", err)
+		}
+		if !found || key == sess.key {
+			return fmt.Errorf("session: save: %w", ErrNotFound)
+		}
+		sess.token, sess.key, sess.version, sess.expiry = tok, key, r.version, r.expiry
 	}
 	sess.version++
 	if exp.After(sess.expiry) {
@@ -468,8 +487,11 @@ func (s *Store) Touch(ctx context.Context, sess *Session) error {
 
 // Renew gives the session a new token and key, keeping its data (and
 // writing this request's pending changes with it) in one conditional
-// UPDATE; the old token stops working at once. Call it when privileges
-// change, at login and logout, against session fixation. A session not yet
+// UPDATE; the old token stops working at once, or, with a grace window
+// (WithRenewGrace), once the window has passed: until then a request
+// holding it reaches the renewed session, and a second statement writes
+// the forward that allows it. Call Renew when privileges change, at login
+// and logout, against session fixation. A session not yet
 // written only forgets its token: it is written under a fresh one.
 //
 // In Locked mode Renew runs in the session's transaction, then commits and
@@ -489,16 +511,20 @@ func (s *Store) Renew(ctx context.Context, sess *Session) error {
 	}
 	now := s.now()
 	if sess.lock == nil {
-		if err := s.renew(ctx, sess, now, nil, nil); err != nil {
+		from, err := s.renew(ctx, sess, now, nil, nil)
+		if err != nil {
 			return err
 		}
 		s.counters.renewals.Add(1)
+		s.leaveForward(ctx, sess, from, now)
 		return nil
 	}
 	token, key, version, expiry := sess.token, sess.key, sess.version, sess.expiry
 	sets, dels, cleared := maps.Clone(sess.sets), maps.Clone(sess.dels), sess.cleared
-	err := s.inLock(ctx, sess.lock, func(tx *sql.Tx, q querier) error {
-		return s.renew(ctx, sess, now, tx, q)
+	var from renewedFrom
+	err := s.inLock(ctx, sess.lock, func(tx *sql.Tx, q querier) (err error) {
+		from, err = s.renew(ctx, sess, now, tx, q)
+		return err
 	})
 	if rerr := s.release(ctx, sess, err == nil); err == nil && rerr != nil {
 		// Nothing was committed: the session keeps its old key and its
@@ -509,17 +535,33 @@ func (s *Store) Renew(ctx context.Context, sess *Session) error {
 	}
 	if err == nil {
 		s.counters.renewals.Add(1)
+		s.leaveForward(ctx, sess, from, now)
 	}
 	return err
 }
 
-func (s *Store) renew(ctx context.Context, sess *Session, now time.Time, tx *sql.Tx, q querier) error {
+// renewedFrom is the session a renewal moved: its token, key and expiry
+// just before.
+type renewedFrom struct {
+	token, key string
+	expiry     time.Time
+}
+
+// leaveForward writes the forward row of a renewal, when the store has a
+// grace window.
+func (s *Store) leaveForward(ctx context.Context, sess *Session, from renewedFrom, now time.Time) {
+	if s.cfg.renewGrace > 0 {
+		s.writeForward(ctx, sess, from.token, from.key, from.expiry, now)
+	}
+}
+
+func (s *Store) renew(ctx context.Context, sess *Session, now time.Time, tx *sql.Tx, q querier) (renewedFrom, error) {
 	collisions := 0
 	w := mergeWait{read: time.Now()}
 	for attempt := 1; ; attempt++ {
 		data, err := s.encode(sess.values)
 		if err != nil {
-			return fmt.Errorf("session: renew: %w", err)
+			return renewedFrom{}, fmt.Errorf("session: renew: %w", err)
 		}
 		exp := s.expiryFor(now, sess.created)
 		e := s.d.EncodeTime(exp)
@@ -534,23 +576,24 @@ func (s *Store) renew(ctx context.Context, sess *Session, now time.Time, tx *sql
 			continue
 		}
 		if err != nil {
-			return fmt.Errorf("session: renew: %w", err)
+			return renewedFrom{}, fmt.Errorf("session: renew: %w", err)
 		}
 		if n > 0 {
+			from := renewedFrom{token: sess.token, key: sess.key, expiry: sess.expiry}
 			sess.token, sess.key = tok, key
 			sess.version++
 			if exp.After(sess.expiry) {
 				sess.expiry = exp
 			}
 			sess.resetChanges()
-			return nil
+			return from, nil
 		}
 		if tx != nil || q != nil {
 			// The row is locked by this session: it can only be gone.
-			return fmt.Errorf("session: renew: %w", ErrNotFound)
+			return renewedFrom{}, fmt.Errorf("session: renew: %w", ErrNotFound)
 		}
 		if err := s.rebaseFromStore(ctx, sess, attempt, &w); err != nil {
-			return fmt.Errorf("session: renew: %w", err)
+			return renewedFrom{}, fmt.Errorf("session: renew: %w", err)
 		}
 		now = s.now()
 	}
@@ -574,26 +617,27 @@ func (s *Store) Destroy(ctx context.Context, sess *Session) error {
 	}
 	var err error
 	if sess.exists {
-		run := func(tx *sql.Tx, q querier) error {
+		run := func(tx *sql.Tx, q querier, key string, created time.Time) (int64, error) {
 			if s.cfg.deleteRows {
-				_, err := s.affected(ctx, "destroy", tx, q, &s.stmts.del, sess.key)
-				return err
+				return s.affected(ctx, "destroy", tx, q, &s.stmts.del, key)
 			}
 			now := s.now()
 			end := now.Add(-endedMargin)
-			if sess.created.After(end) {
-				end = sess.created
+			if created.After(end) {
+				end = created
 				if end.After(now) {
 					end = now
 				}
 			}
-			_, err := s.affected(ctx, "destroy", tx, q, &s.stmts.end, s.d.EncodeTime(end), sess.key, s.d.EncodeTime(now))
-			return err
+			return s.affected(ctx, "destroy", tx, q, &s.stmts.end, s.d.EncodeTime(end), key, s.d.EncodeTime(now))
 		}
 		if sess.lock != nil {
-			err = s.inLock(ctx, sess.lock, run)
+			err = s.inLock(ctx, sess.lock, func(tx *sql.Tx, q querier) error {
+				_, err := run(tx, q, sess.key, sess.created)
+				return err
+			})
 		} else {
-			err = run(nil, nil)
+			err = s.destroyFollowing(ctx, sess, run)
 		}
 		if sess.lock != nil {
 			if rerr := s.release(ctx, sess, err == nil); err == nil {
@@ -612,4 +656,23 @@ func (s *Store) Destroy(ctx context.Context, sess *Session) error {
 	sess.destroyed = true
 	sess.loadErr = nil
 	return nil
+}
+
+// destroyFollowing ends the session of sess with run and, when nothing
+// was ended and a renewal grace window is set, the session that a renewal
+// moved it to, if any: a logout that races a renewal still logs out.
+func (s *Store) destroyFollowing(ctx context.Context, sess *Session,
+	run func(tx *sql.Tx, q querier, key string, created time.Time) (int64, error)) error {
+	tok, key, created := sess.token, sess.key, sess.created
+	for hop := 0; ; hop++ {
+		n, err := run(nil, nil, key, created)
+		if err != nil || n > 0 || s.cfg.renewGrace == 0 || hop == maxForwardHops {
+			return err
+		}
+		r, atTok, atKey, found, err := s.readSession(ctx, nil, nil, &s.stmts.load, tok, key, s.now())
+		if err != nil || !found || atKey == key {
+			return err
+		}
+		tok, key, created = atTok, atKey, r.created
+	}
 }

@@ -36,13 +36,13 @@ func (s *Store) loadLocked(ctx context.Context, sess *Session, tok, key string, 
 	backoff := retryBackoffFirst
 	for attempt := 0; ; attempt++ {
 		var r row
-		h, found, err := s.lockRow(ctx, startWait, key, now, &r)
+		h, atTok, atKey, found, err := s.lockRow(ctx, startWait, tok, key, now, &r)
 		if err == nil {
 			if !found {
 				return nil
 			}
 			sess.lock = h
-			return s.bind(sess, tok, key, r)
+			return s.bind(sess, atTok, atKey, r)
 		}
 		waitCtx := lockCtx
 		if waitCtx == nil {
@@ -63,21 +63,23 @@ func (s *Store) loadLocked(ctx context.Context, sess *Session, tok, key string, 
 // load (and, on a dedicated connection, the statement that opens the
 // transaction, which takes SQLite's write lock) under the context that
 // startWait returns once a connection is held. With found, the transaction
-// stays open and is returned; otherwise it has been ended and its
-// connection given back.
-func (s *Store) lockRow(ctx context.Context, startWait func() context.Context, key string, now time.Time, r *row) (h *heldLock, found bool, err error) {
+// stays open and is returned, holding the lock of the session reached from
+// tok and key (a forward leads elsewhere, see readSession), whose token
+// and key are returned; otherwise it has been ended and its connection
+// given back.
+func (s *Store) lockRow(ctx context.Context, startWait func() context.Context, tok, key string, now time.Time, r *row) (h *heldLock, atTok, atKey string, found bool, err error) {
 	lk := s.d.Lock()
 	h = &heldLock{ctx: ctx}
 	if lk.Begin == "" {
 		// database/sql rolls the transaction back if ctx ends before
 		// Save, Renew, Destroy or Release.
 		if h.tx, err = s.db.BeginTx(ctx, nil); err != nil {
-			return nil, false, err
+			return nil, "", "", false, err
 		}
-		*r, found, err = s.readRow(startWait(), h.tx, nil, &s.stmts.loadLocked, key, now)
+		*r, atTok, atKey, found, err = s.readSession(startWait(), h.tx, nil, &s.stmts.loadLocked, tok, key, now)
 	} else {
 		if h.conn, err = s.db.Conn(ctx); err != nil {
-			return nil, false, err
+			return nil, "", "", false, err
 		}
 		lockCtx := startWait()
 		if _, err = h.conn.ExecContext(lockCtx, lk.Begin); err != nil {
@@ -91,9 +93,9 @@ func (s *Store) lockRow(ctx context.Context, startWait func() context.Context, k
 				// BEGIN failed: no transaction is open on the connection.
 				h.conn.Close()
 			}
-			return nil, false, err
+			return nil, "", "", false, err
 		}
-		*r, found, err = s.readRow(lockCtx, nil, h.conn, &s.stmts.loadLocked, key, now)
+		*r, atTok, atKey, found, err = s.readSession(lockCtx, nil, h.conn, &s.stmts.loadLocked, tok, key, now)
 	}
 	if err == nil && found && !r.expiry.After(s.now()) {
 		// The load's clock was read before the wait for the lock: the
@@ -106,12 +108,12 @@ func (s *Store) lockRow(ctx context.Context, startWait func() context.Context, k
 		} else {
 			s.endConn(ctx, h.conn, false)
 		}
-		return nil, false, err
+		return nil, "", "", false, err
 	}
 	if h.conn != nil {
 		s.guardConn(ctx, h)
 	}
-	return h, true, nil
+	return h, atTok, atKey, true, nil
 }
 
 // lockErr turns an error seen while waiting for the lock into

@@ -76,6 +76,7 @@ type config struct {
 	maxRetries      int
 	lockTimeout     time.Duration
 	deleteRows      bool
+	renewGrace      time.Duration
 	clock           func() time.Time
 	logger          *slog.Logger
 	hooks           Hooks
@@ -151,6 +152,29 @@ func WithLockTimeout(d time.Duration) Option { return func(c *config) { c.lockTi
 // Default: false (keep the row).
 func WithDeleteRows(on bool) Option { return func(c *config) { c.deleteRows = on } }
 
+// MaxRenewGrace is the longest renewal grace window WithRenewGrace
+// accepts.
+const MaxRenewGrace = time.Minute
+
+// WithRenewGrace sets a grace window after Renew: for d, or until the old
+// session would have expired if that is sooner, a request that still holds
+// the old token (one the browser sent, in parallel, before it received the
+// new cookie) reaches the renewed session, with its data, and its response
+// carries the new token. Without a window such a request finds no session:
+// its saves give ErrNotFound, and its handler sees an empty session.
+//
+// Renew then writes one more row, a forward under the old key, in a second
+// statement after the renewal. The forward holds the new token sealed with
+// the old one: the table alone never gives it away, and only the old
+// token's holder can follow it. That holder is also who a renewal at login
+// shuts out: against session fixation, where an attacker planted the old
+// token, a window lets the attacker in for its length. Keep it to a few
+// seconds, or leave it off where the risk matters; Destroy, and a Renew
+// without a window, end the old token at once.
+//
+// d must be between 0 and MaxRenewGrace. Default: 0 (no window).
+func WithRenewGrace(d time.Duration) Option { return func(c *config) { c.renewGrace = d } }
+
 // WithClock sets the clock that decides expiry. The application's clock is
 // used rather than the database's so that one code path serves every
 // database, expiry is exact to the microsecond, and tests can move time;
@@ -193,6 +217,8 @@ func (c *config) validate() error {
 		return fmt.Errorf("lock timeout %v: must be positive", c.lockTimeout)
 	case c.clock == nil:
 		return fmt.Errorf("clock is nil")
+	case c.renewGrace < 0 || c.renewGrace > MaxRenewGrace:
+		return fmt.Errorf("renew grace %v: must be between 0 and %v", c.renewGrace, MaxRenewGrace)
 	}
 	if c.touchInterval == -1 {
 		c.touchInterval = c.idleTimeout / 10

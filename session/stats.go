@@ -42,6 +42,13 @@ type Stats struct {
 	TooLarge uint64
 	// LockTimeouts counts locked-mode loads that gave ErrLockTimeout.
 	LockTimeouts uint64
+	// Forwards counts forward rows followed: loads and reloads by a token
+	// that a renewal within the grace window (WithRenewGrace) replaced,
+	// which reached the renewed session.
+	Forwards uint64
+	// ForwardFailures counts renewals whose forward row could not be
+	// written; requests still holding their old token find no session.
+	ForwardFailures uint64
 }
 
 // Hooks are optional functions called on store events. They run
@@ -61,7 +68,7 @@ type Hooks struct {
 type counters struct {
 	loads, misses, inserts, updates, touches, renewals, destroys      atomic.Uint64
 	conflicts, conflictFailures, retries, keyCollisions, decodeErrors atomic.Uint64
-	tooLarge, lockTimeouts                                            atomic.Uint64
+	tooLarge, lockTimeouts, forwards, forwardFailures                 atomic.Uint64
 }
 
 // Stats returns a snapshot of the store's counters.
@@ -72,6 +79,6 @@ func (s *Store) Stats() Stats {
 		Touches: c.touches.Load(), Renewals: c.renewals.Load(), Destroys: c.destroys.Load(),
 		Conflicts: c.conflicts.Load(), ConflictFailures: c.conflictFailures.Load(), Retries: c.retries.Load(),
 		KeyCollisions: c.keyCollisions.Load(), DecodeErrors: c.decodeErrors.Load(), TooLarge: c.tooLarge.Load(),
-		LockTimeouts: c.lockTimeouts.Load(),
+		LockTimeouts: c.lockTimeouts.Load(), Forwards: c.forwards.Load(), ForwardFailures: c.forwardFailures.Load(),
 	}
 }

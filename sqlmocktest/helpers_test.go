@@ -41,6 +41,9 @@ type mocked struct {
 	// prepared lists, in order, the prepare expectations of the store's
 	// statements, so that a test can require them to be closed.
 	prepared []*sqlmock.ExpectedPrepare
+	// grace tells expectOpen that the store has a renewal grace window,
+	// which prepares the Forward statement too.
+	grace bool
 }
 
 // newMock returns a fresh mock posing as dialect name. At the end of the
@@ -127,7 +130,11 @@ func (m *mocked) expectOpen() {
 	m.expectCatalog()
 	m.prepared = nil
 	if m.d.Prepare() {
-		for _, q := range m.statementOrder() {
+		order := m.statementOrder()
+		if m.grace {
+			order = append(order, m.sql.Forward)
+		}
+		for _, q := range order {
 			m.prepared = append(m.prepared, m.mock.ExpectPrepare(q).WillBeClosed())
 		}
 	}
@@ -396,7 +403,7 @@ func (m *mocked) trips() []string {
 func (m *mocked) label(call string) string {
 	s := m.sql
 	names := map[string]string{s.Load: "Load", s.Insert: "Insert", s.Update: "Update", s.UpdateAny: "UpdateAny",
-		s.Renew: "Renew", s.Touch: "Touch", s.End: "End", s.Delete: "Delete"}
+		s.Renew: "Renew", s.Touch: "Touch", s.End: "End", s.Delete: "Delete", s.Forward: "Forward"}
 	if s.LoadLocked != s.Load {
 		names[s.LoadLocked] = "LoadLocked"
 	}
