@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"sync"
 	"time"
 
 	"github.com/visitsession/visitsession/dialect"
@@ -68,11 +69,32 @@ type row struct {
 	version int64
 }
 
+// scanBuf is what a load scans into. Loads take one from scanBufs, so
+// that the scan allocates nothing beyond what database/sql and the driver
+// do: the destinations, the boxes of the two times and the argument list
+// of Scan would otherwise be allocated by each load.
+type scanBuf struct {
+	data            []byte
+	created, expiry any
+	version         int64
+	dest            [4]any
+}
+
+var scanBufs = sync.Pool{New: func() any {
+	b := new(scanBuf)
+	b.dest = [4]any{&b.data, &b.created, &b.expiry, &b.version}
+	return b
+}}
+
 // readRow runs a load statement for key. found is false when no live row
 // matches.
 func (s *Store) readRow(ctx context.Context, tx *sql.Tx, q querier, st *stmt, key string, now time.Time) (r row, found bool, err error) {
-	var created, expiry any
-	err = s.queryRow(ctx, tx, q, st, key, s.d.EncodeTime(now)).Scan(&r.data, &created, &expiry, &r.version)
+	b := scanBufs.Get().(*scanBuf)
+	err = s.queryRow(ctx, tx, q, st, key, s.d.EncodeTime(now)).Scan(b.dest[:]...)
+	r.data, r.version = b.data, b.version
+	created, expiry := b.created, b.expiry
+	b.data, b.created, b.expiry, b.version = nil, nil, nil, 0
+	scanBufs.Put(b)
 	s.counters.loads.Add(1)
 	if errors.Is(err, sql.ErrNoRows) {
 		s.counters.misses.Add(1)
