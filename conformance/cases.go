@@ -17,6 +17,7 @@ var cases = []testCase{
 	{name: "Save/RoundTrip", run: saveRoundTrip},
 	{name: "Save/UnchangedWritesNoData", run: saveUnchangedWritesNoData},
 	{name: "Renew/RotatesToken", run: renewRotatesToken},
+	{name: "Renew/GraceWindow", run: renewGraceWindow},
 	{name: "Destroy/KeepsRow", run: destroyKeepsRow},
 	{name: "Destroy/DeleteRows", run: destroyDeleteRows},
 	{name: "Touch/ForwardOnly", run: touchForwardOnly},

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/visitsession/visitsession/dialect"
 	"github.com/visitsession/visitsession/session"
 	"github.com/visitsession/visitsession/visit"
 )
@@ -452,6 +453,80 @@ func renewRotatesToken(ctx context.Context, e *env) error {
 	}
 	if !n.Created().Equal(baseTime.Truncate(time.Microsecond)) {
 		return fmt.Errorf("Renew changed created to %s; the visit started at %s", us(n.Created()), us(baseTime.Truncate(time.Microsecond)))
+	}
+	return nil
+}
+
+// renewGraceWindow: with a renewal grace window, the old key's row becomes
+// a forward (version dialect.ForwardVersion) that ends with the window; a
+// copy loaded before the renewal saves into the renewed session, a load
+// by the old token reaches it, and a touch through the old token does not
+// stretch the window.
+func renewGraceWindow(ctx context.Context, e *env) error {
+	t, err := e.caseTable(ctx)
+	if err != nil {
+		return err
+	}
+	const grace = 10 * time.Second
+	clk := newClock(baseTime)
+	st, err := e.open(ctx, e.db, t, session.WithClock(clk.Now), session.WithRenewGrace(grace))
+	if err != nil {
+		return err
+	}
+	sess, err := st.saveNew(ctx, map[string]any{"user": "alice"})
+	if err != nil {
+		return err
+	}
+	oldTok := sess.Token()
+	stale, err := st.Load(ctx, oldTok)
+	if err != nil || stale.IsNew() {
+		return fmt.Errorf("load: new=%v err=%v", stale.IsNew(), err)
+	}
+	login, err := st.Load(ctx, oldTok)
+	if err != nil {
+		return fmt.Errorf("load: %w", err)
+	}
+	login.Set("role", "admin")
+	if err := st.Renew(ctx, login); err != nil {
+		return fmt.Errorf("renew: %w", err)
+	}
+	newTok := login.Token()
+	r, err := e.rowOf(ctx, t, oldTok)
+	switch {
+	case err != nil:
+		return err
+	case !r.exists || r.version != dialect.ForwardVersion:
+		return fmt.Errorf("the old key's row after a Renew with a grace window: exists=%v version=%d, want a forward (version %d)",
+			r.exists, r.version, dialect.ForwardVersion)
+	case !r.expiry.Equal(baseTime.Add(grace).Truncate(time.Microsecond)):
+		return fmt.Errorf("the forward ends at %s, want the end of the window %s", us(r.expiry), us(baseTime.Add(grace)))
+	}
+	clk.Add(2 * time.Second)
+	stale.Set("cart", int64(3))
+	if err := st.Save(ctx, stale); err != nil {
+		return fmt.Errorf("save of a copy loaded before the renewal, within the window: %w", err)
+	}
+	if stale.Token() != newTok {
+		return errors.New("the copy loaded before the renewal did not move to the new token")
+	}
+	if err := st.Touch(ctx, stale); err != nil {
+		return fmt.Errorf("touch: %w", err)
+	}
+	l, err := st.Load(ctx, oldTok)
+	if err != nil || l.Token() != newTok {
+		return fmt.Errorf("a load by the old token within the window did not reach the renewed session (err %v)", err)
+	}
+	if l.GetString("role") != "admin" || l.GetInt64("cart") != 3 || l.GetString("user") != "alice" {
+		return fmt.Errorf("the renewed session holds %v, want both requests' changes", l.Keys())
+	}
+	if r, err := e.rowOf(ctx, t, oldTok); err != nil {
+		return err
+	} else if !r.expiry.Equal(baseTime.Add(grace).Truncate(time.Microsecond)) || r.version != dialect.ForwardVersion {
+		return fmt.Errorf("writes through the old token changed the forward: version %d, expiry %s", r.version, us(r.expiry))
+	}
+	clk.Add(grace)
+	if l, err := st.Load(ctx, oldTok); err != nil || !l.IsNew() {
+		return fmt.Errorf("a load by the old token after the window: new=%v err=%v, want a new session", l.IsNew(), err)
 	}
 	return nil
 }
