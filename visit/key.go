@@ -72,7 +72,16 @@ func (m KeyMode) String() string {
 // HashToken returns the key stored for token in [KeyHashed] mode: the first
 // 40 lowercase hex digits of SHA-256(token).
 func HashToken(token string) string {
-	sum := sha256.Sum256([]byte(token))
+	var sum [sha256.Size]byte
+	if len(token) <= TokenLength {
+		// A copy on the stack: converting a string longer than 32 bytes
+		// to a []byte allocates.
+		var buf [TokenLength]byte
+		n := copy(buf[:], token)
+		sum = sha256.Sum256(buf[:n])
+	} else {
+		sum = sha256.Sum256([]byte(token))
+	}
 	var out [KeyLength]byte
 	hex.Encode(out[:], sum[:KeyLength/2])
 	return string(out[:])

@@ -72,3 +72,16 @@ func TestTokens(t *testing.T) {
 		}
 	}
 }
+
+// TestHashTokenAllocs pins the allocations of hashing a token, run by
+// every load and save: one, the key string itself.
+func TestHashTokenAllocs(t *testing.T) {
+	tok := visit.NewToken()
+	if n := testing.AllocsPerRun(100, func() { _ = visit.HashToken(tok) }); n != 1 {
+		t.Fatalf("HashToken allocates %v times, want 1 (the key)", n)
+	}
+	long := tok + tok
+	if visit.HashToken(long) == visit.HashToken(tok) || len(visit.HashToken(long)) != visit.KeyLength {
+		t.Fatal("HashToken of a longer string")
+	}
+}
