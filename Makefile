@@ -92,6 +92,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseToken$$' -fuzztime $(FUZZTIME) ./visit/
 	$(GO) test -run '^$$' -fuzz '^FuzzValidateIdent$$' -fuzztime $(FUZZTIME) ./visit/
 	$(GO) test -run '^$$' -fuzz '^FuzzMiddlewareCookie$$' -fuzztime $(FUZZTIME) ./session/
+	$(GO) test -run '^$$' -fuzz '^FuzzCookieRead$$' -fuzztime $(FUZZTIME) ./session/
 
 ## bench: benchmarks against the bare database/sql limit, per dialect
 bench:

@@ -3,6 +3,7 @@ package session
 import (
 	"fmt"
 	"net/http"
+	"net/textproto"
 	"strings"
 	"time"
 
@@ -142,10 +143,22 @@ func (c cookieConfig) expired() *http.Cookie {
 // cookie of that name holding a well-formed token, or "". present reports
 // whether any cookie of that name came, well-formed or not.
 func (c cookieConfig) read(r *http.Request) (token string, present bool) {
-	for _, ck := range r.CookiesNamed(c.name) {
-		present = true
-		if tok, err := visit.ParseToken(ck.Value); err == nil {
-			return tok, true
+	// Parsed in place, as net/http does but without building a Cookie for
+	// every pair of every request: one for each would cost allocations
+	// on requests that never touch the session.
+	for _, line := range r.Header["Cookie"] {
+		for pair := range strings.SplitSeq(line, ";") {
+			name, value, _ := strings.Cut(textproto.TrimString(pair), "=")
+			if textproto.TrimString(name) != c.name {
+				continue
+			}
+			present = true
+			if len(value) > 1 && value[0] == '"' && value[len(value)-1] == '"' {
+				value = value[1 : len(value)-1]
+			}
+			if tok, err := visit.ParseToken(value); err == nil {
+				return tok, true
+			}
 		}
 	}
 	return "", present

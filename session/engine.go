@@ -55,10 +55,7 @@ func (s *Store) Load(ctx context.Context, token string) (*Session, error) {
 // first use, under ctx; a session never used costs no query. The load's
 // error is reported by Session.Err and by Save.
 func (s *Store) Lazy(ctx context.Context, token string) *Session {
-	sess := &Session{store: s}
-	sess.ctx = ctx
-	sess.loadFn = func(ctx context.Context) error { return s.load(ctx, sess, token) }
-	return sess
+	return &Session{store: s, ctx: ctx, lazy: true, lazyToken: token}
 }
 
 // row is one stored session as read.

@@ -205,7 +205,8 @@ func (m *Middleware) serve(next http.Handler, w http.ResponseWriter, r *http.Req
 			m.store.Release(context.WithoutCancel(r.Context()), rs.sess)
 		}
 	}()
-	next.ServeHTTP(&responseWriter{ResponseWriter: w, rs: rs}, r)
+	rs.rw = responseWriter{ResponseWriter: w, rs: rs}
+	next.ServeHTTP(&rs.rw, r)
 	finished = true
 	rs.finish()
 }
@@ -235,6 +236,7 @@ func requestFrom(ctx context.Context) *requestState {
 type requestState struct {
 	m         *Middleware
 	w         http.ResponseWriter // the real writer
+	rw        responseWriter      // the writer the handler gets
 	r         *http.Request
 	sess      *Session
 	incoming  string // well-formed token of the request's cookie, or ""

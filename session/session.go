@@ -21,11 +21,13 @@ type Session struct {
 	mu    sync.Mutex
 	store *Store
 
-	// Lazy loading: ensure runs loadFn once on first use, under ctx (the
-	// context given to Store.Lazy) unless Load names another.
-	ctx     context.Context
-	loadFn  func(context.Context) error
-	loadErr error
+	// Lazy loading: while lazy is set, ensure loads lazyToken once on
+	// first use, under ctx (the context given to Store.Lazy) unless Load
+	// names another.
+	ctx       context.Context
+	lazy      bool
+	lazyToken string
+	loadErr   error
 
 	token   string // cookie token; "" until the session is first written
 	key     string // stored key of token; "" when no row exists
@@ -60,10 +62,9 @@ func (s *Session) ensure() {
 // ensureWith runs the lazy load, once, under ctx. It must be called with mu
 // held.
 func (s *Session) ensureWith(ctx context.Context) {
-	if s.loadFn != nil {
-		f := s.loadFn
-		s.loadFn = nil
-		s.loadErr = f(ctx)
+	if s.lazy {
+		s.lazy = false
+		s.loadErr = s.store.load(ctx, s, s.lazyToken)
 	}
 }
 
