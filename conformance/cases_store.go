@@ -151,12 +151,7 @@ func loadUnknownToken(ctx context.Context, e *env) error {
 // loadExpiredToken: the token of an expired session, swept or not, gives
 // a new session; the old row is left as it was.
 func loadExpiredToken(ctx context.Context, e *env) error {
-	t, err := e.caseTable(ctx)
-	if err != nil {
-		return err
-	}
-	clk := newClock(baseTime)
-	st, err := e.open(ctx, e.db, t, session.WithClock(clk.Now), session.WithIdleTimeout(time.Hour))
+	t, clk, st, err := e.clockedStore(ctx, session.WithIdleTimeout(time.Hour))
 	if err != nil {
 		return err
 	}
@@ -342,13 +337,7 @@ func saveRoundTrip(ctx context.Context, e *env) error {
 // writes nothing within the touch interval, and afterwards only moves
 // expiry, leaving data and version alone.
 func saveUnchangedWritesNoData(ctx context.Context, e *env) error {
-	t, err := e.caseTable(ctx)
-	if err != nil {
-		return err
-	}
-	clk := newClock(baseTime)
-	st, err := e.open(ctx, e.db, t, session.WithClock(clk.Now), session.WithIdleTimeout(time.Hour),
-		session.WithTouchInterval(10*time.Minute))
+	t, clk, st, err := e.clockedStore(ctx, session.WithIdleTimeout(time.Hour), session.WithTouchInterval(10*time.Minute))
 	if err != nil {
 		return err
 	}
@@ -407,12 +396,7 @@ func saveUnchangedWritesNoData(ctx context.Context, e *env) error {
 // renewRotatesToken: Renew moves the session to a new token with its data
 // and pending changes; the old token stops working at once.
 func renewRotatesToken(ctx context.Context, e *env) error {
-	t, err := e.caseTable(ctx)
-	if err != nil {
-		return err
-	}
-	clk := newClock(baseTime)
-	st, err := e.open(ctx, e.db, t, session.WithClock(clk.Now))
+	t, clk, st, err := e.clockedStore(ctx)
 	if err != nil {
 		return err
 	}
@@ -463,13 +447,8 @@ func renewRotatesToken(ctx context.Context, e *env) error {
 // by the old token reaches it, and a touch through the old token does not
 // stretch the window.
 func renewGraceWindow(ctx context.Context, e *env) error {
-	t, err := e.caseTable(ctx)
-	if err != nil {
-		return err
-	}
 	const grace = 10 * time.Second
-	clk := newClock(baseTime)
-	st, err := e.open(ctx, e.db, t, session.WithClock(clk.Now), session.WithRenewGrace(grace))
+	t, clk, st, err := e.clockedStore(ctx, session.WithRenewGrace(grace))
 	if err != nil {
 		return err
 	}
@@ -534,12 +513,7 @@ func renewGraceWindow(ctx context.Context, e *env) error {
 // destroyKeepsRow: Destroy ends the session and keeps its row as history,
 // with data NULL and expiry set to the moment it ended.
 func destroyKeepsRow(ctx context.Context, e *env) error {
-	t, err := e.caseTable(ctx)
-	if err != nil {
-		return err
-	}
-	clk := newClock(baseTime)
-	st, err := e.open(ctx, e.db, t, session.WithClock(clk.Now))
+	t, clk, st, err := e.clockedStore(ctx)
 	if err != nil {
 		return err
 	}

@@ -41,12 +41,7 @@ func checkBoundary(ctx context.Context, st *store, clk *clock, tok string, want 
 // expiryMicrosecondBoundary: instants are stored to the microsecond; a
 // session is live 1µs before its expiry and dead at it.
 func expiryMicrosecondBoundary(ctx context.Context, e *env) error {
-	t, err := e.caseTable(ctx)
-	if err != nil {
-		return err
-	}
-	clk := newClock(baseTime)
-	st, err := e.open(ctx, e.db, t, session.WithClock(clk.Now), session.WithIdleTimeout(time.Hour))
+	t, clk, st, err := e.clockedStore(ctx, session.WithIdleTimeout(time.Hour))
 	if err != nil {
 		return err
 	}
@@ -72,13 +67,7 @@ func expiryMicrosecondBoundary(ctx context.Context, e *env) error {
 // expiryAbsoluteTimeout: however active, a session ends at its creation
 // plus the absolute timeout.
 func expiryAbsoluteTimeout(ctx context.Context, e *env) error {
-	t, err := e.caseTable(ctx)
-	if err != nil {
-		return err
-	}
-	clk := newClock(baseTime)
-	st, err := e.open(ctx, e.db, t, session.WithClock(clk.Now), session.WithIdleTimeout(time.Hour),
-		session.WithAbsoluteTimeout(90*time.Minute), session.WithTouchInterval(0))
+	t, clk, st, err := e.clockedStore(ctx, session.WithIdleTimeout(time.Hour), session.WithAbsoluteTimeout(90*time.Minute), session.WithTouchInterval(0))
 	if err != nil {
 		return err
 	}

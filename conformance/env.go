@@ -253,6 +253,22 @@ func (s *store) saveNew(ctx context.Context, values map[string]any) (*session.Se
 	return sess, nil
 }
 
+// clockedStore gives a case its own table and a store on it whose clock
+// starts at baseTime and moves only when the case moves it; opts come
+// after the clock.
+func (e *env) clockedStore(ctx context.Context, opts ...session.Option) (visit.Table, *clock, *store, error) {
+	t, err := e.caseTable(ctx)
+	if err != nil {
+		return visit.Table{}, nil, nil, err
+	}
+	clk := newClock(baseTime)
+	st, err := e.open(ctx, e.db, t, append([]session.Option{session.WithClock(clk.Now)}, opts...)...)
+	if err != nil {
+		return visit.Table{}, nil, nil, err
+	}
+	return t, clk, st, nil
+}
+
 // secondPool returns a pool for a second application instance: one opened
 // with the WithOpener function, closed when the case ends, or else the
 // caller's pool.
