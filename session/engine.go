@@ -508,8 +508,8 @@ func (s *Store) Touch(ctx context.Context, sess *Session) error {
 // writing this request's pending changes with it) in one conditional
 // UPDATE; the old token stops working at once, or, with a grace window
 // (WithRenewGrace), once the window has passed: until then a request
-// holding it reaches the renewed session, and a second statement writes
-// the forward that allows it. Call Renew when privileges change, at login
+// holding it reaches the renewed session, through a forward row written in
+// the renewal's transaction. Call Renew when privileges change, at login
 // and logout, against session fixation. A session not yet
 // written only forgets its token: it is written under a fresh one.
 //
@@ -530,47 +530,101 @@ func (s *Store) Renew(ctx context.Context, sess *Session) error {
 	}
 	now := s.now()
 	if sess.lock == nil {
-		from, err := s.renew(ctx, sess, now, nil, nil)
+		var err error
+		if s.cfg.renewGrace > 0 {
+			err = s.renewForwarding(ctx, sess, now)
+		} else {
+			_, err = s.renew(ctx, sess, now, nil, nil)
+		}
 		if err != nil {
 			return err
 		}
 		s.counters.renewals.Add(1)
-		s.leaveForward(ctx, sess, from, now)
 		return nil
 	}
-	token, key, version, expiry := sess.token, sess.key, sess.version, sess.expiry
-	sets, dels, cleared := maps.Clone(sess.sets), maps.Clone(sess.dels), sess.cleared
-	var from renewedFrom
-	err := s.inLock(ctx, sess.lock, func(tx *sql.Tx, q querier) (err error) {
-		from, err = s.renew(ctx, sess, now, tx, q)
+	saved := sess.snapshot()
+	err := s.inLock(ctx, sess.lock, func(tx *sql.Tx, q querier) error {
+		from, err := s.renew(ctx, sess, now, tx, q)
+		if err == nil && s.cfg.renewGrace > 0 {
+			err = s.writeForward(ctx, tx, q, sess, from, now)
+		}
 		return err
 	})
-	if rerr := s.release(ctx, sess, err == nil); err == nil && rerr != nil {
+	rerr := s.release(ctx, sess, err == nil)
+	if err == nil && rerr != nil {
+		err = fmt.Errorf("session: renew: %w", rerr)
+	}
+	if err != nil {
 		// Nothing was committed: the session keeps its old key and its
 		// pending changes.
-		sess.token, sess.key, sess.version, sess.expiry = token, key, version, expiry
-		sess.sets, sess.dels, sess.cleared = sets, dels, cleared
-		return fmt.Errorf("session: renew: %w", rerr)
+		sess.restore(saved)
+		return err
 	}
-	if err == nil {
-		s.counters.renewals.Add(1)
-		s.leaveForward(ctx, sess, from, now)
-	}
-	return err
+	s.counters.renewals.Add(1)
+	return nil
 }
 
-// renewedFrom is the session a renewal moved: its token, key and expiry
-// just before.
-type renewedFrom struct {
+// renewState is what a renewal changes in a Session, kept to undo it
+// when the renewal is not committed.
+type renewState struct {
 	token, key string
+	version    int64
 	expiry     time.Time
+	sets, dels map[string]struct{}
+	cleared    bool
 }
 
-// leaveForward writes the forward row of a renewal, when the store has a
-// grace window.
-func (s *Store) leaveForward(ctx context.Context, sess *Session, from renewedFrom, now time.Time) {
-	if s.cfg.renewGrace > 0 {
-		s.writeForward(ctx, sess, from.token, from.key, from.expiry, now)
+func (sess *Session) snapshot() renewState {
+	return renewState{token: sess.token, key: sess.key, version: sess.version, expiry: sess.expiry,
+		sets: maps.Clone(sess.sets), dels: maps.Clone(sess.dels), cleared: sess.cleared}
+}
+
+func (sess *Session) restore(st renewState) {
+	sess.token, sess.key, sess.version, sess.expiry = st.token, st.key, st.version, st.expiry
+	sess.sets, sess.dels, sess.cleared = maps.Clone(st.sets), maps.Clone(st.dels), st.cleared
+}
+
+// renewForwarding renews a session outside Locked mode when the store has
+// a grace window: each attempt is one transaction holding the key change
+// and the forward row, so that a request holding the old token never
+// finds the session missing in between. An attempt whose conditional
+// UPDATE finds no row at the session's version reloads, as Save does, and
+// tries again; one that fails with a retryable error runs again whole.
+func (s *Store) renewForwarding(ctx context.Context, sess *Session, now time.Time) error {
+	w := mergeWait{read: time.Now()}
+	for attempt := 1; ; attempt++ {
+		saved := sess.snapshot()
+		err := s.retry(ctx, "renew", func() error {
+			sess.restore(saved)
+			tx, err := s.db.BeginTx(ctx, nil)
+			if err != nil {
+				return fmt.Errorf("session: renew: %w", err)
+			}
+			from, err := s.renew(ctx, sess, now, tx, nil)
+			if err == nil {
+				err = s.writeForward(ctx, tx, nil, sess, from, now)
+			}
+			if err != nil {
+				_ = tx.Rollback()
+				return err
+			}
+			if err := tx.Commit(); err != nil {
+				return fmt.Errorf("session: renew: %w", err)
+			}
+			return nil
+		})
+		if err == nil {
+			return nil
+		}
+		sess.restore(saved)
+		if !errors.Is(err, ErrNotFound) {
+			return err
+		}
+		// A concurrent save won, or the session is gone.
+		if err := s.rebaseFromStore(ctx, sess, attempt, &w); err != nil {
+			return fmt.Errorf("session: renew: %w", err)
+		}
+		now = s.now()
 	}
 }
 

@@ -14,7 +14,7 @@ import (
 )
 
 // A renewal grace window (WithRenewGrace) leaves a forward row under the
-// old key of a renewed session: version dialect.ForwardVersion, expiry at
+// old key of a renewed session, written in the renewal's transaction: version dialect.ForwardVersion, expiry at
 // most the window ahead, and data that seals the new token with the old
 // one. A request still holding the old token reads the forward row, opens
 // it with its token and goes on to the new row; nobody else can: the key
@@ -87,27 +87,29 @@ func (s *Store) readSession(ctx context.Context, tx *sql.Tx, q querier, st *stmt
 	}
 }
 
-// writeForward leaves, after a renewal from oldTok and oldKey, the forward
-// row to the session's new token, for the grace window and no longer than
-// the old session would have lived. The renewal has happened whatever
-// this gives: a forward that cannot be written only makes requests still
-// holding the old token find no session, as without a window.
-func (s *Store) writeForward(ctx context.Context, sess *Session, oldTok, oldKey string, oldExpiry, now time.Time) {
+// renewedFrom is the session a renewal moved: its token, key and expiry
+// just before.
+type renewedFrom struct {
+	token, key string
+	expiry     time.Time
+}
+
+// writeForward writes, in the renewal's transaction, the forward row from
+// the session's old token and key to its new token, for the grace window
+// and no longer than the old session would have lived.
+func (s *Store) writeForward(ctx context.Context, tx *sql.Tx, q querier, sess *Session, from renewedFrom, now time.Time) error {
 	end := now.Add(s.cfg.renewGrace)
-	if oldExpiry.Before(end) {
-		end = oldExpiry
+	if from.expiry.Before(end) {
+		end = from.expiry
 	}
 	created := sess.created
 	if created.After(now) {
 		created = now
 	}
-	_, err := s.affected(ctx, "forward", nil, nil, &s.stmts.forward,
-		oldKey, sealForward(oldTok, sess.token), s.d.EncodeTime(created), s.d.EncodeTime(end))
+	_, err := s.affected(ctx, "forward", tx, q, &s.stmts.forward,
+		from.key, sealForward(from.token, sess.token), s.d.EncodeTime(created), s.d.EncodeTime(end))
 	if err != nil {
-		s.counters.forwardFailures.Add(1)
-		if l := s.cfg.logger; l != nil {
-			l.Warn("session: renewal grace window: forward not written", "table", s.cfg.table.Name,
-				"error", fmt.Errorf("session: renew: forward: %w", err))
-		}
+		return fmt.Errorf("session: renew: forward: %w", err)
 	}
+	return nil
 }

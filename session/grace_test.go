@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"sync"
 	"testing"
 	"time"
 
@@ -273,4 +275,64 @@ func TestRenewGraceOption(t *testing.T) {
 			t.Errorf("WithRenewGrace(%v) accepted", d)
 		}
 	}
+}
+
+// TestRenewGraceConcurrentWriters renews a session while eight writers,
+// each holding the old token, save keys of their own: within the window
+// every save lands on the renewed session, and it ends up holding every
+// writer's keys.
+func TestRenewGraceConcurrentWriters(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, tg *testdb.Target) {
+		ctx := context.Background()
+		st, _, _, old := graceSetup(t, tg, session.WithMaxAttempts(100))
+		const writers, saves = 8, 10
+		var wg sync.WaitGroup
+		errs := make(chan error, writers*saves+1)
+		start := make(chan struct{})
+		for w := range writers {
+			wg.Go(func() {
+				<-start
+				for i := range saves {
+					s, err := st.Load(ctx, old)
+					if err != nil || s.IsNew() {
+						errs <- fmt.Errorf("writer %d: load by the old token: %v, new %v", w, err, s.IsNew())
+						return
+					}
+					s.Set(fmt.Sprintf("w%d-%d", w, i), true)
+					if err := st.Save(ctx, s); err != nil {
+						errs <- fmt.Errorf("writer %d: save %d: %w", w, i, err)
+					}
+				}
+			})
+		}
+		var fresh string
+		wg.Go(func() {
+			<-start
+			s, err := st.Load(ctx, old)
+			if err == nil {
+				err = st.Renew(ctx, s)
+			}
+			if err != nil {
+				errs <- fmt.Errorf("renew: %w", err)
+			}
+			fresh = s.Token()
+		})
+		close(start)
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Error(err)
+		}
+		s, err := st.Load(ctx, fresh)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for w := range writers {
+			for i := range saves {
+				if !s.GetBool(fmt.Sprintf("w%d-%d", w, i)) {
+					t.Errorf("key of writer %d, save %d lost", w, i)
+				}
+			}
+		}
+	})
 }

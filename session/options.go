@@ -163,8 +163,9 @@ const MaxRenewGrace = time.Minute
 // carries the new token. Without a window such a request finds no session:
 // its saves give ErrNotFound, and its handler sees an empty session.
 //
-// Renew then writes one more row, a forward under the old key, in a second
-// statement after the renewal. The forward holds the new token sealed with
+// Renew then writes one more row, a forward under the old key, in the
+// renewal's transaction: outside Locked mode a renewal becomes BEGIN, the
+// UPDATE, the INSERT and COMMIT instead of one UPDATE. The forward holds the new token sealed with
 // the old one: the table alone never gives it away, and only the old
 // token's holder can follow it. That holder is also who a renewal at login
 // shuts out: against session fixation, where an attacker planted the old

@@ -46,9 +46,6 @@ type Stats struct {
 	// that a renewal within the grace window (WithRenewGrace) replaced,
 	// which reached the renewed session.
 	Forwards uint64
-	// ForwardFailures counts renewals whose forward row could not be
-	// written; requests still holding their old token find no session.
-	ForwardFailures uint64
 }
 
 // Hooks are optional functions called on store events. They run
@@ -68,7 +65,7 @@ type Hooks struct {
 type counters struct {
 	loads, misses, inserts, updates, touches, renewals, destroys      atomic.Uint64
 	conflicts, conflictFailures, retries, keyCollisions, decodeErrors atomic.Uint64
-	tooLarge, lockTimeouts, forwards, forwardFailures                 atomic.Uint64
+	tooLarge, lockTimeouts, forwards                                  atomic.Uint64
 }
 
 // Stats returns a snapshot of the store's counters.
@@ -79,6 +76,6 @@ func (s *Store) Stats() Stats {
 		Touches: c.touches.Load(), Renewals: c.renewals.Load(), Destroys: c.destroys.Load(),
 		Conflicts: c.conflicts.Load(), ConflictFailures: c.conflictFailures.Load(), Retries: c.retries.Load(),
 		KeyCollisions: c.keyCollisions.Load(), DecodeErrors: c.decodeErrors.Load(), TooLarge: c.tooLarge.Load(),
-		LockTimeouts: c.lockTimeouts.Load(), Forwards: c.forwards.Load(), ForwardFailures: c.forwardFailures.Load(),
+		LockTimeouts: c.lockTimeouts.Load(), Forwards: c.forwards.Load(),
 	}
 }

@@ -3,6 +3,7 @@ package sqlmocktest
 import (
 	"context"
 	"database/sql/driver"
+	"errors"
 	"testing"
 	"time"
 
@@ -27,12 +28,11 @@ func (c captured) Match(v driver.Value) bool {
 }
 
 // TestRenewGraceForward pins a renewal with a grace window outside the
-// Locked mode: the conditional UPDATE that moves the key, then the INSERT
-// of the forward row under the old key, on its own (it is no part of the
-// renewal's success). A later load by the old token reads the forward and
-// then the renewed row: two round trips, and the session takes the new
-// token. A forward that cannot be written leaves the renewal done and is
-// counted.
+// Locked mode: one transaction holding the conditional UPDATE that moves
+// the key and the INSERT of the forward row under the old key. A later
+// load by the old token reads the forward and then the renewed row: two
+// round trips, and the session takes the new token. A forward that cannot
+// be written rolls the renewal back: the session keeps its token.
 func TestRenewGraceForward(t *testing.T) {
 	eachDialect(t, func(t *testing.T, m *mocked) {
 		ctx := context.Background()
@@ -44,15 +44,17 @@ func TestRenewGraceForward(t *testing.T) {
 		var renewed string
 		var sealed []byte
 		m.expectLoad(key, epoch).WillReturnRows(m.rows(live(1, map[string]any{"a": "1"})))
+		m.mock.ExpectBegin()
 		m.mock.ExpectExec(m.sql.Renew).WithArgs(keyArg{&renewed}, holds{"a": "1"}, exp, exp, key, int64(1), m.enc(epoch)).
 			WillReturnResult(sqlmock.NewResult(0, 1))
 		m.mock.ExpectExec(m.sql.Forward).WithArgs(key, captured{&sealed}, m.enc(epoch.Add(-time.Hour)), m.enc(epoch.Add(grace))).
 			WillReturnResult(sqlmock.NewResult(0, 1))
+		m.mock.ExpectCommit()
 		s, _ := st.Load(ctx, tok)
 		if err := st.Renew(ctx, s); err != nil {
 			t.Fatal(err)
 		}
-		sameTrips(t, "Load and Renew", m.trips(), "query Load", "exec Renew", "exec Forward")
+		sameTrips(t, "Load and Renew", m.trips(), "query Load", "begin", "exec Renew", "exec Forward", "commit")
 		fresh := s.Token()
 
 		// The old token, within the window.
@@ -69,23 +71,25 @@ func TestRenewGraceForward(t *testing.T) {
 		// A forward that fails.
 		tok, key = newToken()
 		m.expectLoad(key, epoch).WillReturnRows(m.rows(live(1, nil)))
+		m.mock.ExpectBegin()
 		m.mock.ExpectExec(m.sql.Renew).WithArgs(keyArg{}, holds{}, exp, exp, key, int64(1), m.enc(epoch)).WillReturnResult(sqlmock.NewResult(0, 1))
 		m.mock.ExpectExec(m.sql.Forward).WithArgs(key, captured{}, m.enc(epoch.Add(-time.Hour)), m.enc(epoch.Add(grace))).
 			WillReturnError(m.permanent())
+		m.mock.ExpectRollback()
 		s, _ = st.Load(ctx, tok)
-		if err := st.Renew(ctx, s); err != nil || s.Token() == tok {
-			t.Fatalf("renewal whose forward failed: %v", err)
+		if err := st.Renew(ctx, s); !errors.Is(err, m.permanent()) || s.Token() != tok {
+			t.Fatalf("renewal whose forward failed: %v, token kept %v", err, s.Token() == tok)
 		}
-		sameTrips(t, "Renew with a failed forward", m.trips(), "query Load", "exec Renew", "exec Forward")
-		if got := st.Stats(); got.Renewals != 2 || got.ForwardFailures != 1 || got.Forwards != 1 {
+		sameTrips(t, "Renew with a failed forward", m.trips(), "query Load", "begin", "exec Renew", "exec Forward", "rollback")
+		if got := st.Stats(); got.Renewals != 1 || got.Forwards != 1 {
 			t.Fatalf("stats %+v", got)
 		}
 	})
 }
 
 // TestLockedRenewGraceForward renews a Locked session with a grace
-// window: the forward row is written after the COMMIT, on the pool, so
-// that its failure can never undo the renewal.
+// window: the forward row is written in the session's transaction, before
+// the COMMIT.
 func TestLockedRenewGraceForward(t *testing.T) {
 	eachDialect(t, func(t *testing.T, m *mocked) {
 		ctx := context.Background()
@@ -95,12 +99,12 @@ func TestLockedRenewGraceForward(t *testing.T) {
 		s, key := m.loadLocked(ctx, st)
 		m.trips()
 		m.mock.ExpectExec(m.sql.Renew).WithArgs(keyArg{}, holds{"n": 1}, exp, exp, key, int64(3), m.enc(epoch)).WillReturnResult(sqlmock.NewResult(0, 1))
-		m.expectCommit(nil)
 		m.mock.ExpectExec(m.sql.Forward).WithArgs(key, captured{}, m.enc(epoch.Add(-time.Hour)), m.enc(epoch.Add(grace))).
 			WillReturnResult(sqlmock.NewResult(0, 1))
+		m.expectCommit(nil)
 		if err := st.Renew(ctx, s); err != nil {
 			t.Fatal(err)
 		}
-		sameTrips(t, "Renew", m.trips(), "exec Renew", m.commitTrip(), "exec Forward")
+		sameTrips(t, "Renew", m.trips(), "exec Renew", "exec Forward", m.commitTrip())
 	})
 }
