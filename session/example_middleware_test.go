@@ -20,9 +20,9 @@ import (
 	"github.com/visitsession/visitsession/visit"
 )
 
-// openExampleStore opens a store on a fresh SQLite file in a temporary
-// directory; cleanup removes it.
-func openExampleStore(ctx context.Context) (store *session.Store, cleanup func()) {
+// openExampleStore opens a store with opts on a fresh SQLite file in a
+// temporary directory; cleanup removes it.
+func openExampleStore(ctx context.Context, opts ...session.Option) (store *session.Store, cleanup func()) {
 	dir, err := os.MkdirTemp("", "visitsession-example-")
 	if err != nil {
 		log.Fatal(err)
@@ -34,7 +34,7 @@ func openExampleStore(ctx context.Context) (store *session.Store, cleanup func()
 	if _, err := visit.Migrate(ctx, db, dialect.SQLite(), visit.Default()); err != nil {
 		log.Fatal(err)
 	}
-	store, err = session.Open(ctx, db, dialect.SQLite())
+	store, err = session.Open(ctx, db, dialect.SQLite(), opts...)
 	if err != nil {
 		log.Fatal(err)
 	}
