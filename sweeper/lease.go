@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/visitsession/visitsession/dialect"
+	"github.com/visitsession/visitsession/visit"
 )
 
 // LeaseKey is the key of the lease row that sweepers of one table share.
@@ -110,15 +111,17 @@ func (s *Sweeper) readLease(ctx context.Context, l *lease) (found bool, err erro
 }
 
 // renew extends the lease when a third of it has passed. It returns
-// ErrLeaseLost when the row names another holder.
-func (s *Sweeper) renew(ctx context.Context, rep *Report, l *lease) error {
+// ErrLeaseLost when the row names another holder. It runs on q, the
+// connection the run holds if any, so that a run never needs a second
+// connection of the pool.
+func (s *Sweeper) renew(ctx context.Context, rep *Report, l *lease, q visit.Querier) error {
 	now := s.cfg.clock()
 	if now.Sub(l.renewed) < s.cfg.leaseTTL/3 {
 		return nil
 	}
 	var n int64
 	err := s.retry(ctx, rep, "renew lease", func(ctx context.Context) error {
-		res, err := s.db.ExecContext(ctx, s.st.Lease.Renew, s.encode(now.Add(s.cfg.leaseTTL)), LeaseKey, []byte(s.owner))
+		res, err := q.ExecContext(ctx, s.st.Lease.Renew, s.encode(now.Add(s.cfg.leaseTTL)), LeaseKey, []byte(s.owner))
 		if err != nil {
 			return err
 		}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -126,5 +127,40 @@ func TestPostgresConnectionReset(t *testing.T) {
 	}
 	if s := db.Stats(); s.InUse != 0 {
 		t.Errorf("%d connections in use after the sweeps", s.InUse)
+	}
+}
+
+// TestPostgresOneConnection sweeps with a pool of one connection and a
+// lease renewed between batches: the run holds the connection for its
+// batches, so the renewals must go through it too.
+func TestPostgresOneConnection(t *testing.T) {
+	if only := os.Getenv(testdb.EnvOnly); only != "" && only != "postgres" {
+		t.Skipf("PostgreSQL only, and %s=%s", testdb.EnvOnly, only)
+	}
+	checkLeaks(t)
+	tg := testdb.Get(t, "postgres")
+	db := openDSN(t, "pgx", tg.DSN)
+	db.SetMaxOpenConns(1)
+	e := &env{tg: tg, tab: tg.CreateTable(t), db: db}
+	for i := range 50 {
+		e.insert(t, key(fmt.Sprint("expired", i)), []byte("data"), now.Add(-time.Duration(i+1)*time.Second))
+	}
+	// Each reading of the clock moves it two seconds: with a lease of
+	// three, every batch renews it first.
+	var mu sync.Mutex
+	at := now
+	clock := func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		at = at.Add(2 * time.Second)
+		return at
+	}
+	sw := e.newSweeper(t, db, sweeper.Options{BatchSize: 7, Pause: -1, Clock: clock, LeaseTTL: 3 * time.Second, BatchTimeout: 5 * time.Second})
+	rep, err := sw.SweepOnce(context.Background())
+	if err != nil || rep.Deleted != 50 {
+		t.Fatalf("got %v, %v; want 50 rows deleted", rep, err)
+	}
+	if s := db.Stats(); s.InUse != 0 || s.WaitCount != 0 {
+		t.Errorf("pool after the sweep: %d in use, %d waits for a connection", s.InUse, s.WaitCount)
 	}
 }

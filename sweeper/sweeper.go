@@ -197,7 +197,7 @@ func (s *Sweeper) runPhase(ctx context.Context, rep *Report, l *lease, c *sweepC
 			return fmt.Errorf("sweeper: sweep %s: %w", s.t.Name, err)
 		}
 		if s.cfg.leaseTTL > 0 {
-			if err := s.renew(ctx, rep, l); err != nil {
+			if err := s.renew(ctx, rep, l, c.querier()); err != nil {
 				return err
 			}
 		}
@@ -248,6 +248,14 @@ type querier interface {
 type sweepConn struct {
 	s    *Sweeper
 	conn *sql.Conn
+}
+
+// querier returns the held connection, or the pool when none is held.
+func (c *sweepConn) querier() visit.Querier {
+	if c.conn != nil {
+		return c.conn
+	}
+	return c.s.db
 }
 
 // get returns what the next batch runs on.
