@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/visitsession/visitsession/dialect"
+	"github.com/visitsession/visitsession/internal/wait"
 	"github.com/visitsession/visitsession/visit"
 )
 
@@ -266,7 +267,7 @@ func pauseWithin(ctx context.Context, d time.Duration) error {
 	if dl, ok := ctx.Deadline(); ok {
 		d = min(d, time.Until(dl)/2)
 	}
-	return sleep(ctx, d)
+	return wait.Sleep(ctx, d)
 }
 
 // pause waits for d, unless ctx is done first or its deadline comes
@@ -280,22 +281,7 @@ func pause(ctx context.Context, d time.Duration) error {
 	if dl, ok := ctx.Deadline(); ok && time.Until(dl) <= d {
 		return context.DeadlineExceeded
 	}
-	return sleep(ctx, d)
-}
-
-// sleep waits for d or until ctx is done.
-func sleep(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return wait.Sleep(ctx, d)
 }
 
 func (s *Store) checkOpen() error {

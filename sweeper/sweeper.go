@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/visitsession/visitsession/dialect"
+	"github.com/visitsession/visitsession/internal/wait"
 	"github.com/visitsession/visitsession/visit"
 )
 
@@ -104,11 +105,11 @@ func (s *Sweeper) Run(ctx context.Context) error {
 		slog.Duration("interval", s.cfg.interval))
 	for ctx.Err() == nil {
 		s.sweep(ctx)
-		wait := s.cfg.interval
+		next := s.cfg.interval
 		if s.cfg.jitter > 0 {
-			wait += rand.N(s.cfg.jitter)
+			next += rand.N(s.cfg.jitter)
 		}
-		if sleep(ctx, wait) != nil {
+		if wait.Sleep(ctx, next) != nil {
 			break
 		}
 	}
@@ -220,7 +221,7 @@ func (s *Sweeper) runPhase(ctx context.Context, rep *Report, l *lease, c *sweepC
 			return nil
 		}
 		from = b.next
-		if err := sleep(ctx, s.cfg.pause); err != nil {
+		if err := wait.Sleep(ctx, s.cfg.pause); err != nil {
 			return fmt.Errorf("sweeper: sweep %s: %w", s.t.Name, err)
 		}
 	}
@@ -433,7 +434,7 @@ func (s *Sweeper) retry(ctx context.Context, rep *Report, op string, f func(cont
 		s.cfg.logger.LogAttrs(ctx, slog.LevelWarn, "sweeper: retrying",
 			slog.String("table", s.t.Name), slog.String("op", op), slog.Int("attempt", attempt+1),
 			slog.Duration("delay", delay), slog.Any("error", err))
-		if serr := sleep(ctx, delay); serr != nil {
+		if serr := wait.Sleep(ctx, delay); serr != nil {
 			return fmt.Errorf("%w (while retrying: %w)", serr, err)
 		}
 	}
@@ -488,21 +489,5 @@ func (s *Sweeper) report(ctx context.Context, rep Report) {
 	}
 	if s.cfg.hook != nil {
 		s.cfg.hook(rep)
-	}
-}
-
-// sleep waits for d or until ctx is done, whichever comes first; it
-// returns ctx's error in the second case.
-func sleep(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
 	}
 }
