@@ -53,7 +53,9 @@
 //     each other up to the lock timeout ([ErrLockTimeout]).
 //
 // In every mode a session ended or renewed by another request is not
-// brought back: the save reports [ErrNotFound].
+// brought back: the save reports [ErrNotFound]. With a renewal grace
+// window ([WithRenewGrace]) a request still holding the replaced token
+// reaches the renewed session instead, for the length of the window.
 //
 // # Errors
 //
