@@ -85,7 +85,14 @@ func runWorker() (workerReport, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	st, err := session.Open(ctx, db, d, session.WithTable(visit.Default().WithName(os.Getenv(envTable))),
-		session.WithMode(session.Mode(mode)), session.WithLockTimeout(time.Minute))
+		session.WithMode(session.Mode(mode)), session.WithLockTimeout(time.Minute),
+		// Four processes saving one session back to back, on two cores
+		// shared with the databases, is a hotter session than the
+		// default of 8 attempts is sized for: a Merge-mode save may then
+		// lose 8 times in a row and give ErrConflict (as documented).
+		// The test is about correctness under that contention, so its
+		// store allows more attempts.
+		session.WithMaxAttempts(32))
 	if err != nil {
 		return rep, err
 	}
