@@ -104,9 +104,9 @@ var postgres = newDialect(spec{
 			// loop, on the sweep's connection leaves the index scan and
 			// the TID scan as the only sensible plan. Reset restores what
 			// RESET would, in one statement.
-			Setup: "SELECT " + pgPlannerSettings(func(name string) string { return "set_config('" + name + "', 'off', false)" }),
+			Setup: "SELECT " + joinSweepSettings(func(name string) string { return "set_config('" + name + "', 'off', false)" }),
 			Reset: "SELECT set_config(name, reset_val, false) FROM pg_settings WHERE name IN (" +
-				pgPlannerSettings(func(name string) string { return "'" + name + "'" }) + ")",
+				joinSweepSettings(func(name string) string { return "'" + name + "'" }) + ")",
 		}
 	},
 })
@@ -114,8 +114,8 @@ var postgres = newDialect(spec{
 // pgSweepSettings are the planner settings a PostgreSQL sweep turns off.
 var pgSweepSettings = []string{"enable_seqscan", "enable_bitmapscan", "enable_sort", "enable_hashjoin", "enable_mergejoin"}
 
-// pgPlannerSettings joins f of each of pgSweepSettings with commas.
-func pgPlannerSettings(f func(name string) string) string {
+// joinSweepSettings joins f of each of pgSweepSettings with commas.
+func joinSweepSettings(f func(name string) string) string {
 	parts := make([]string, len(pgSweepSettings))
 	for i, name := range pgSweepSettings {
 		parts[i] = f(name)

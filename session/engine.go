@@ -439,14 +439,14 @@ func (s *Store) saveAny(ctx context.Context, sess *Session, now time.Time) error
 		}
 		// The session is gone, or was renewed: within a grace window, the
 		// save goes to the renewed session.
-		if s.cfg.renewGrace == 0 || hop == maxForwardHops {
+		if hop == maxForwardHops {
 			return fmt.Errorf("session: save: %w", ErrNotFound)
 		}
-		r, tok, key, found, err := s.readSession(ctx, nil, nil, &s.stmts.load, sess.token, sess.key, now)
+		r, tok, key, moved, err := s.movedTo(ctx, sess.token, sess.key)
 		if err != nil {
 			return fmt.Errorf("session: save: reload: %w", err)
 		}
-		if !found || key == sess.key {
+		if !moved {
 			return fmt.Errorf("session: save: %w", ErrNotFound)
 		}
 		sess.token, sess.key, sess.version, sess.expiry = tok, key, r.version, r.expiry
@@ -739,13 +739,26 @@ func (s *Store) destroyFollowing(ctx context.Context, sess *Session,
 	tok, key, created := sess.token, sess.key, sess.created
 	for hop := 0; ; hop++ {
 		n, err := run(nil, nil, key, created)
-		if err != nil || n > 0 || s.cfg.renewGrace == 0 || hop == maxForwardHops {
+		if err != nil || n > 0 || hop == maxForwardHops {
 			return err
 		}
-		r, atTok, atKey, found, err := s.readSession(ctx, nil, nil, &s.stmts.load, tok, key, s.now())
-		if err != nil || !found || atKey == key {
+		r, atTok, atKey, moved, err := s.movedTo(ctx, tok, key)
+		if err != nil || !moved {
 			return err
 		}
 		tok, key, created = atTok, atKey, r.created
 	}
+}
+
+// movedTo is asked after a write to key found no row outside Locked mode.
+// With a grace window it reports the live session that a renewal moved
+// the session of tok and key to, through its forward row: moved is false
+// when there is none (the session ended or expired). Without a window it
+// runs no statement and reports nothing moved.
+func (s *Store) movedTo(ctx context.Context, tok, key string) (r row, atTok, atKey string, moved bool, err error) {
+	if s.cfg.renewGrace == 0 {
+		return row{}, tok, key, false, nil
+	}
+	r, atTok, atKey, found, err := s.readSession(ctx, nil, nil, &s.stmts.load, tok, key, s.now())
+	return r, atTok, atKey, err == nil && found && atKey != key, err
 }

@@ -218,9 +218,9 @@ func TestRenewGraceForwardIsSealed(t *testing.T) {
 		if version != -1 || bytes.Contains(data, []byte(fresh)) || bytes.Contains(data, []byte(visit.HashToken(fresh))) {
 			t.Fatalf("forward row: version %d, data %q", version, data)
 		}
-		// The row is only ever found under the old token's key; loading
-		// another token that hashes elsewhere cannot reach it, and a
-		// corrupt forward leads nowhere.
+		// A corrupt forward leads nowhere. (That only the old token opens
+		// a forward is checked without a database, in
+		// TestForwardSealing.)
 		corrupt := "UPDATE " + tg.Dialect.Quote(tab.Name) + " SET " + tg.Dialect.Quote(tab.Data) + " = " +
 			arg + " WHERE " + tg.Dialect.Quote(tab.Version) + " = -1"
 		if _, err := tg.DB.ExecContext(ctx, corrupt, []byte("not a forward")); err != nil {

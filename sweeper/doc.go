@@ -54,8 +54,8 @@
 // sweepers and session writes are passed over rather than waited for, and
 // answers each batch with one row (its count and latest expiry); a run
 // holds one connection of the pool, with planner settings that keep every
-// batch on the expiry index, and resets them before giving it back, so a
-// batch is one round trip; MySQL and MariaDB use ORDER BY expiry LIMIT n; SQLite uses a rowid
+// batch on the expiry index, for its batches and its lease renewals, and
+// resets them before giving it back, so a batch is one round trip; MySQL and MariaDB use ORDER BY expiry LIMIT n; SQLite uses a rowid
 // subquery, under the database's single write lock.
 //
 // # Lease

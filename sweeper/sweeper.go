@@ -234,9 +234,9 @@ type batchResult struct {
 	next time.Time // where the next batch starts
 }
 
-// querier is what a batch runs on: the pool, or the connection a sweep
+// batchDB is what a batch runs on: the pool, or the connection a sweep
 // holds.
-type querier interface {
+type batchDB interface {
 	visit.Querier
 	BeginTx(ctx context.Context, opts *sql.TxOptions) (*sql.Tx, error)
 }
@@ -260,7 +260,7 @@ func (c *sweepConn) querier() visit.Querier {
 }
 
 // get returns what the next batch runs on.
-func (c *sweepConn) get(ctx context.Context) (querier, error) {
+func (c *sweepConn) get(ctx context.Context) (batchDB, error) {
 	if c.s.st.Setup == "" {
 		return c.s.db, nil
 	}
