@@ -113,7 +113,19 @@ func prepare(b *testing.B, db *sql.DB, query string) *sql.Stmt {
 	return st
 }
 
+// BenchmarkLoad measures a load of a ten-key session that reads one of its
+// values, as a request does, beside the bare SELECT of the row.
 func BenchmarkLoad(b *testing.B) {
+	benchLoad(b, func(s *session.Session) bool { return s.Len() == 10 && s.GetInt64("user_id") == 1234567 })
+}
+
+// BenchmarkLoadAll measures a load of a ten-key session that reads all of
+// its values, beside the bare SELECT of the row.
+func BenchmarkLoadAll(b *testing.B) {
+	benchLoad(b, func(s *session.Session) bool { return len(s.Values()) == 10 })
+}
+
+func benchLoad(b *testing.B, read func(s *session.Session) bool) {
 	benchTargets(b, func(b *testing.B, tg *testdb.Target) {
 		st, tab, tok := benchStore(b, tg)
 		ctx := context.Background()
@@ -126,7 +138,7 @@ func BenchmarkLoad(b *testing.B) {
 		var version int64
 		interleaved(b, func(int) {
 			s, err := st.Load(ctx, tok)
-			if err != nil || s.Len() != 10 {
+			if err != nil || !read(s) {
 				b.Fatalf("load: %v", err)
 			}
 		}, func(int) {

@@ -135,6 +135,16 @@ func (s *Store) decodeFailed(err error) error {
 	return err
 }
 
+// encodeSession returns the data to store for sess: the data it was
+// loaded with while that still stands for its values (it decodes to them),
+// or else its values encoded.
+func (s *Store) encodeSession(sess *Session) ([]byte, error) {
+	if sess.raw != nil {
+		return sess.raw, nil
+	}
+	return s.encode(sess.values)
+}
+
 // encode turns values into stored data: nil for an empty session,
 // ErrTooLarge past the size limit.
 func (s *Store) encode(values map[string]any) ([]byte, error) {
@@ -185,6 +195,16 @@ func (s *Store) load(ctx context.Context, sess *Session, token string) error {
 func (s *Store) bind(sess *Session, tok, key string, r row) error {
 	sess.token, sess.key, sess.exists = tok, key, true
 	sess.created, sess.expiry, sess.version = r.created, r.expiry, r.version
+	sess.raw, sess.rawLen, sess.rawReads = nil, 0, 0
+	if s.indexed != nil && len(r.data) > 0 && len(r.data) <= s.cfg.maxSize {
+		// Data the codec vouches for decodes: its values are decoded when
+		// read. Other data is decoded now, so that an error is reported
+		// here.
+		if n, ok := s.indexed.Check(r.data, sess.rawIndex[:]); ok {
+			sess.values, sess.raw, sess.rawLen = nil, r.data, n
+			return nil
+		}
+	}
 	values, err := s.decode(r.data)
 	sess.values = values
 	if err != nil {
@@ -273,10 +293,11 @@ func (sess *Session) rebase(fresh map[string]any) {
 		delete(fresh, k)
 	}
 	sess.values = fresh
+	sess.raw, sess.rawLen, sess.rawReads = nil, 0, 0
 }
 
 func (s *Store) insert(ctx context.Context, sess *Session, now time.Time) error {
-	data, err := s.encode(sess.values)
+	data, err := s.encodeSession(sess)
 	if err != nil {
 		return fmt.Errorf("session: save: %w", err)
 	}
@@ -327,7 +348,7 @@ func (s *Store) affected(ctx context.Context, op string, tx *sql.Tx, q querier, 
 func (s *Store) saveMerge(ctx context.Context, sess *Session, now time.Time) error {
 	w := mergeWait{read: time.Now()}
 	for attempt := 1; ; attempt++ {
-		data, err := s.encode(sess.values)
+		data, err := s.encodeSession(sess)
 		if err != nil {
 			return fmt.Errorf("session: save: %w", err)
 		}
@@ -423,7 +444,7 @@ func (s *Store) rebaseFromStore(ctx context.Context, sess *Session, attempt int,
 }
 
 func (s *Store) saveAny(ctx context.Context, sess *Session, now time.Time) error {
-	data, err := s.encode(sess.values)
+	data, err := s.encodeSession(sess)
 	if err != nil {
 		return fmt.Errorf("session: save: %w", err)
 	}
@@ -632,7 +653,7 @@ func (s *Store) renew(ctx context.Context, sess *Session, now time.Time, tx *sql
 	collisions := 0
 	w := mergeWait{read: time.Now()}
 	for attempt := 1; ; attempt++ {
-		data, err := s.encode(sess.values)
+		data, err := s.encodeSession(sess)
 		if err != nil {
 			return renewedFrom{}, fmt.Errorf("session: renew: %w", err)
 		}
@@ -725,6 +746,7 @@ func (s *Store) Destroy(ctx context.Context, sess *Session) error {
 	sess.token, sess.key, sess.exists = "", "", false
 	sess.created, sess.expiry, sess.version = time.Time{}, time.Time{}, 0
 	sess.values = nil
+	sess.raw, sess.rawLen, sess.rawReads = nil, 0, 0
 	sess.resetChanges()
 	sess.destroyed = true
 	sess.loadErr = nil

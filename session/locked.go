@@ -212,7 +212,7 @@ func (s *Store) saveLocked(ctx context.Context, sess *Session, now time.Time) er
 	var err error
 	if changed {
 		var data []byte
-		if data, err = s.encode(sess.values); err == nil {
+		if data, err = s.encodeSession(sess); err == nil {
 			exp = s.expiryFor(now, sess.created)
 			e := s.d.EncodeTime(exp)
 			err = s.inLock(ctx, h, func(tx *sql.Tx, q querier) error {

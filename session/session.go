@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"fmt"
 	"maps"
 	"math"
 	"slices"
@@ -36,7 +37,16 @@ type Session struct {
 	expiry  time.Time
 	version int64
 
-	values  map[string]any
+	values map[string]any
+	// raw is the loaded data while it stands for values: the codec has
+	// checked it whole, and nothing has been changed or listed since.
+	// Reads decode just the value they ask for from it; the first change,
+	// listing or read past maxRawReads decodes it into values.
+	raw      []byte
+	rawLen   int                  // number of values in raw
+	rawReads int                  // values read from raw so far
+	rawIndex [rawIndexSize]uint32 // where raw's keys are, for Lookup
+
 	sets    map[string]struct{} // keys set since the last save
 	dels    map[string]struct{} // keys deleted since the last save
 	cleared bool                // Clear was called since the last save
@@ -45,6 +55,55 @@ type Session struct {
 	renewed   bool // Renew gave the session a new token in this request
 
 	lock *heldLock // locked mode: the transaction holding the row lock
+}
+
+// maxRawReads is how many values a session reads one by one from its
+// loaded data before decoding it whole: a request reading a few values of
+// a session decodes only those, and one reading many decodes each at most
+// twice.
+const maxRawReads = 8
+
+// rawIndexSize is how many keys of its loaded data a session indexes: a
+// read finds its value among them by binary search, and then walks the
+// entries between two indexed keys.
+const rawIndexSize = 16
+
+// lookupLocked returns the value under key. It must be called with mu held.
+func (s *Session) lookupLocked(key string) (any, bool) {
+	if s.raw != nil && s.rawReads < maxRawReads {
+		s.rawReads++
+		if v, ok, err := s.store.indexed.Lookup(s.raw, s.rawIndex[:], key); err == nil {
+			return v, ok
+		}
+	}
+	s.decodeRaw()
+	v, ok := s.values[key]
+	return v, ok
+}
+
+// decodeRaw turns the loaded data into values, if still undecoded. It must
+// be called with mu held.
+func (s *Session) decodeRaw() {
+	if s.raw == nil {
+		return
+	}
+	values, err := s.store.decode(s.raw)
+	s.raw, s.rawLen, s.rawReads = nil, 0, 0
+	if err != nil && s.loadErr == nil {
+		// Checked data that does not decode after all is reported as
+		// a load of undecodable data is: the session is empty, and a
+		// save replaces the data.
+		s.loadErr = fmt.Errorf("session: load: %w", err)
+	}
+	s.values = values
+}
+
+// lenLocked returns the number of values. It must be called with mu held.
+func (s *Session) lenLocked() int {
+	if s.raw != nil {
+		return s.rawLen
+	}
+	return len(s.values)
 }
 
 // heldLock is the open transaction of a locked-mode session.
@@ -120,12 +179,20 @@ func (s *Session) Expiry() time.Time {
 	return s.expiry
 }
 
-// Get returns the value stored under key, or nil.
+// Get returns the value stored under key, or nil. A slice or map it
+// returns may be the session's own: change a value with Set, never in
+// place.
+//
+// A loaded session decodes the values it is asked for one at a time, so a
+// request that reads a few values of a large session pays for those; a
+// value read this way is decoded anew by each read until the session is
+// changed or listed.
 func (s *Session) Get(key string) any {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.ensure()
-	return s.values[key]
+	v, _ := s.lookupLocked(key)
+	return v
 }
 
 // Lookup returns the value stored under key and whether it exists.
@@ -133,8 +200,7 @@ func (s *Session) Lookup(key string) (any, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.ensure()
-	v, ok := s.values[key]
-	return v, ok
+	return s.lookupLocked(key)
 }
 
 // Has reports whether key holds a value.
@@ -148,6 +214,7 @@ func (s *Session) Keys() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.ensure()
+	s.decodeRaw()
 	return slices.Sorted(maps.Keys(s.values))
 }
 
@@ -156,7 +223,7 @@ func (s *Session) Len() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.ensure()
-	return len(s.values)
+	return s.lenLocked()
 }
 
 // Values returns a copy of all values.
@@ -164,6 +231,7 @@ func (s *Session) Values() map[string]any {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.ensure()
+	s.decodeRaw()
 	return maps.Clone(s.values)
 }
 
@@ -174,6 +242,7 @@ func (s *Session) Set(key string, value any) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.ensure()
+	s.decodeRaw()
 	if s.values == nil {
 		s.values = make(map[string]any)
 	}
@@ -190,6 +259,7 @@ func (s *Session) Delete(key string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.ensure()
+	s.decodeRaw()
 	s.deleteLocked(key)
 }
 
@@ -212,6 +282,7 @@ func (s *Session) Pop(key string) any {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.ensure()
+	s.decodeRaw()
 	v, ok := s.values[key]
 	if ok {
 		s.deleteLocked(key)
@@ -225,9 +296,10 @@ func (s *Session) Clear() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.ensure()
-	if len(s.values) == 0 && !s.exists {
+	if s.lenLocked() == 0 && !s.exists {
 		return
 	}
+	s.raw, s.rawLen, s.rawReads = nil, 0, 0
 	clear(s.values)
 	clear(s.sets)
 	clear(s.dels)
@@ -387,5 +459,5 @@ func (s *Session) GetStrings(key string) []string {
 func (s *Session) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return "session(" + strconv.Itoa(len(s.values)) + " values, version " + strconv.FormatInt(s.version, 10) + ")"
+	return "session(" + strconv.Itoa(s.lenLocked()) + " values, version " + strconv.FormatInt(s.version, 10) + ")"
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/visitsession/visitsession/dialect"
+	"github.com/visitsession/visitsession/internal/codec"
 	"github.com/visitsession/visitsession/internal/wait"
 	"github.com/visitsession/visitsession/visit"
 )
@@ -23,6 +24,7 @@ type Store struct {
 	db       *sql.DB
 	d        dialect.Dialect
 	cfg      config
+	indexed  codec.Indexed // the codec, when it can check data whole and read values one by one
 	stmts    statements
 	closed   atomic.Bool
 	counters counters
@@ -86,6 +88,7 @@ func Open(ctx context.Context, db *sql.DB, d dialect.Dialect, opts ...Option) (*
 		return nil, fmt.Errorf("session: open: %w", err)
 	}
 	s := &Store{db: db, d: d, cfg: cfg}
+	s.indexed, _ = cfg.codec.(codec.Indexed)
 	s.stmts = statements{
 		load: stmt{query: sql.Load}, loadLocked: stmt{query: sql.LoadLocked}, insert: stmt{query: sql.Insert},
 		update: stmt{query: sql.Update}, updateAny: stmt{query: sql.UpdateAny}, renew: stmt{query: sql.Renew},

@@ -87,3 +87,34 @@ func (gobMap) Decode(data []byte) (map[string]any, error) {
 	}
 	return values, nil
 }
+
+func BenchmarkBinaryCheck10Keys(b *testing.B) {
+	data, err := Binary().Encode(tenKeySession())
+	if err != nil {
+		b.Fatal(err)
+	}
+	index := make([]uint32, 16)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, ok := (binaryCodec{}).Check(data, index); !ok {
+			b.Fatal("not vouched for")
+		}
+	}
+}
+
+func BenchmarkBinaryLookupLastOf10Keys(b *testing.B) {
+	data, err := Binary().Encode(tenKeySession())
+	if err != nil {
+		b.Fatal(err)
+	}
+	index := make([]uint32, 16)
+	if _, ok := (binaryCodec{}).Check(data, index); !ok {
+		b.Fatal("not vouched for")
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, ok, err := (binaryCodec{}).Lookup(data, index, "user_id"); !ok || err != nil {
+			b.Fatal(ok, err)
+		}
+	}
+}

@@ -13,11 +13,13 @@ import (
 // and every count is checked against it before anything is allocated.
 type decoder struct {
 	data []byte
-	// str is a copy of data that backs every decoded string, so that keys
-	// and string values cost no allocation of their own.
-	str    string
-	off    int
-	values int // map entries and slice elements still allowed
+	// str is a copy of data[strBase:strEnd], made on the first string
+	// read, that backs every decoded string, so that keys and string values
+	// cost no allocation of their own.
+	str             string
+	strBase, strEnd int
+	off             int
+	values          int // map entries and slice elements still allowed
 }
 
 // Decode reads values written by Encode. Every error wraps ErrCorrupt.
@@ -33,7 +35,7 @@ func (binaryCodec) Decode(data []byte) (values map[string]any, err error) {
 	if data[0] != formatV1 {
 		return nil, fmt.Errorf("%w: unknown format version 0x%02x", ErrCorrupt, data[0])
 	}
-	d := decoder{data: data, str: string(data), off: 1, values: maxValues}
+	d := decoder{data: data, strEnd: len(data), off: 1, values: maxValues}
 	n, err := d.count(2)
 	if err != nil {
 		return nil, err
@@ -138,7 +140,13 @@ func (d *decoder) string() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	s := d.str[d.off : d.off+n]
+	if n == 0 {
+		return "", nil
+	}
+	if d.str == "" {
+		d.str = string(d.data[d.strBase:d.strEnd])
+	}
+	s := d.str[d.off-d.strBase : d.off-d.strBase+n]
 	d.off += n
 	return s, nil
 }

@@ -403,6 +403,9 @@ func TestBinaryDecodeCorrupt(t *testing.T) {
 			if m != nil {
 				t.Errorf("Decode returned a map with an error")
 			}
+			if _, ok := (binaryCodec{}).Check(tc.data, make([]uint32, 4)); ok {
+				t.Errorf("Check vouches for it")
+			}
 		})
 	}
 }
