@@ -116,22 +116,28 @@ func prepare(b *testing.B, db *sql.DB, query string) *sql.Stmt {
 // BenchmarkLoad measures a load of a ten-key session that reads one of its
 // values, as a request does, beside the bare SELECT of the row.
 func BenchmarkLoad(b *testing.B) {
-	benchLoad(b, func(s *session.Session) bool { return s.Len() == 10 && s.GetInt64("user_id") == 1234567 })
+	benchLoad(b, visit.KeyHashed, func(s *session.Session) bool { return s.Len() == 10 && s.GetInt64("user_id") == 1234567 })
 }
 
 // BenchmarkLoadAll measures a load of a ten-key session that reads all of
 // its values, beside the bare SELECT of the row.
 func BenchmarkLoadAll(b *testing.B) {
-	benchLoad(b, func(s *session.Session) bool { return len(s.Values()) == 10 })
+	benchLoad(b, visit.KeyHashed, func(s *session.Session) bool { return len(s.Values()) == 10 })
 }
 
-func benchLoad(b *testing.B, read func(s *session.Session) bool) {
+// BenchmarkLoadPlainKey is BenchmarkLoad with tokens stored as they are,
+// not hashed: the difference is the cost of hashing the token.
+func BenchmarkLoadPlainKey(b *testing.B) {
+	benchLoad(b, visit.KeyPlain, func(s *session.Session) bool { return s.Len() == 10 && s.GetInt64("user_id") == 1234567 })
+}
+
+func benchLoad(b *testing.B, mode visit.KeyMode, read func(s *session.Session) bool) {
 	benchTargets(b, func(b *testing.B, tg *testdb.Target) {
-		st, tab, tok := benchStore(b, tg)
+		st, tab, tok := benchStore(b, tg, session.WithKeyMode(mode))
 		ctx := context.Background()
 		stmts, _ := tg.Dialect.Statements(tab)
 		sel := prepare(b, tg.DB, stmts.Load)
-		key := visit.HashToken(tok)
+		key := mode.StoredKey(tok)
 		now := tg.Dialect.EncodeTime(time.Now().UTC().Truncate(time.Microsecond))
 		var data []byte
 		var created, expiry any

@@ -46,17 +46,27 @@ func (binaryCodec) Check(data []byte, index []uint32) (n int, ok bool) {
 		return 0, false
 	}
 	stride := indexStride(n, len(index))
-	prev := off
+	var prev, k []byte
 	for i := range n {
 		if stride > 0 && i%stride == 0 {
 			index[i/stride] = uint32(off)
 		}
-		k := off
-		if off = w.key(off, prev, i > 0); off < 0 {
+		if k, off = w.bytes(off); off < 0 || (i > 0 && string(prev) >= string(k)) {
 			return 0, false
 		}
 		prev = k
-		if off = w.value(off, 1); off < 0 {
+		// Strings and bools, the commonest values, are passed here.
+		switch tag := data[min(off, len(data)-1)]; {
+		case off >= len(data):
+			return 0, false
+		case tag == tagString:
+			_, off = w.bytes(off + 1)
+		case tag <= tagTrue:
+			off++
+		default:
+			off = w.value(off, 1)
+		}
+		if off < 0 {
 			return 0, false
 		}
 	}
@@ -147,6 +157,10 @@ func (w *walker) uvarint(off int) (uint64, int) {
 	if off < len(w.data) && w.data[off] < 0x80 {
 		return uint64(w.data[off]), off + 1
 	}
+	return w.uvarintSlow(off)
+}
+
+func (w *walker) uvarintSlow(off int) (uint64, int) {
 	v, n := binary.Uvarint(w.data[off:])
 	if n <= 0 {
 		return 0, -1
@@ -164,6 +178,15 @@ func (w *walker) varint(off int) (int64, int) {
 
 // bytes reads a length-prefixed byte string at off.
 func (w *walker) bytes(off int) ([]byte, int) {
+	if off >= 0 && off < len(w.data) {
+		if n := int(w.data[off]); n < 0x80 && n < len(w.data)-off {
+			return w.data[off+1 : off+1+n], off + 1 + n
+		}
+	}
+	return w.bytesSlow(off)
+}
+
+func (w *walker) bytesSlow(off int) ([]byte, int) {
 	if off < 0 || off >= len(w.data) {
 		return nil, -1
 	}
