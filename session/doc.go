@@ -22,6 +22,16 @@
 // token when the session is first written. Rows are created lazily: a
 // session that never holds a value is never written.
 //
+// # Values
+//
+// With the default codec ([GobCodec]) a load checks the stored data whole,
+// so that data that does not decode is reported by the load
+// ([ErrCorrupt]), and then decodes values as they are read: a request that
+// reads one value of a large session decodes that one. The first change,
+// listing ([Session.Keys], [Session.Values]) or a ninth read decodes the
+// session whole. A renewal of a session that was not changed stores the
+// loaded bytes as they are.
+//
 // # Expiry
 //
 // A session lives for the idle timeout after its last save or touch, and

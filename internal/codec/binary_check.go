@@ -353,22 +353,8 @@ func (w *walker) value(off, depth int) int {
 			}
 		}
 		return off
-	case tagStringMap:
-		n, off := w.nilableCount(off, 2)
-		prev := off
-		for i := range n {
-			k := off
-			if off = w.key(off, prev, i > 0); off < 0 {
-				return -1
-			}
-			prev = k
-			if off = w.skip(off); off < 0 {
-				return -1
-			}
-		}
-		return off
-	case tagAnyMap:
-		if depth >= maxDepth {
+	case tagStringMap, tagAnyMap:
+		if tag == tagAnyMap && depth >= maxDepth {
 			return -1
 		}
 		n, off := w.nilableCount(off, 2)
@@ -379,7 +365,12 @@ func (w *walker) value(off, depth int) int {
 				return -1
 			}
 			prev = k
-			if off = w.value(off, depth+1); off < 0 {
+			if tag == tagStringMap {
+				off = w.skip(off)
+			} else {
+				off = w.value(off, depth+1)
+			}
+			if off < 0 {
 				return -1
 			}
 		}

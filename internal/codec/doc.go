@@ -25,6 +25,10 @@
 // input. Keep values that must survive a hostile database to the built-in
 // types, or to gob types without maps.
 //
+// [Binary] also implements [Indexed]: it checks stored data whole without
+// building any value, and then decodes single values, so that a session
+// decodes only the values a request reads.
+//
 // The session package exposes [Binary] as GobCodec and [JSON] as JSONCodec;
 // see [github.com/visitsession/visitsession/session].
 package codec
