@@ -55,7 +55,15 @@ func (s *Store) Load(ctx context.Context, token string) (*Session, error) {
 // first use, under ctx; a session never used costs no query. The load's
 // error is reported by Session.Err and by Save.
 func (s *Store) Lazy(ctx context.Context, token string) *Session {
-	return &Session{store: s, ctx: ctx, lazy: true, lazyToken: token}
+	sess := new(Session)
+	s.initLazy(sess, ctx, token)
+	return sess
+}
+
+// initLazy makes the zero Session sess a lazy session of this store for
+// token, as Lazy returns.
+func (s *Store) initLazy(sess *Session, ctx context.Context, token string) {
+	sess.store, sess.ctx, sess.lazy, sess.lazyToken = s, ctx, true, token
 }
 
 // row is one stored session as read.

@@ -194,7 +194,8 @@ type ctxKey struct{}
 func (m *Middleware) serve(next http.Handler, w http.ResponseWriter, r *http.Request) {
 	token, present := m.cookie.read(r)
 	rs := &requestState{m: m, w: w, incoming: token, hadCookie: present}
-	rs.sess = m.store.Lazy(r.Context(), token)
+	rs.sess = &rs.session
+	m.store.initLazy(rs.sess, r.Context(), token)
 	r = r.WithContext(context.WithValue(r.Context(), ctxKey{}, rs))
 	rs.r = r
 	finished := false
@@ -238,7 +239,8 @@ type requestState struct {
 	w         http.ResponseWriter // the real writer
 	rw        responseWriter      // the writer the handler gets
 	r         *http.Request
-	sess      *Session
+	sess      *Session // &session: one allocation for both
+	session   Session
 	incoming  string // well-formed token of the request's cookie, or ""
 	hadCookie bool   // a cookie of the configured name came
 	used      atomic.Bool
