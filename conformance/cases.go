@@ -31,6 +31,7 @@ var cases = []testCase{
 
 	// Stored data and keys.
 	{name: "Codec/GobRoundTrip", run: codecGobRoundTrip},
+	{name: "Codec/ReadsOneByOne", run: codecReadsOneByOne},
 	{name: "Codec/JSONRoundTrip", run: codecJSONRoundTrip},
 	{name: "Codec/Unsupported", run: codecUnsupported},
 	{name: "Data/SizeLimit", run: dataSizeLimit},

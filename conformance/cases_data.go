@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"reflect"
 	"slices"
@@ -105,7 +106,24 @@ func codecGobRoundTrip(ctx context.Context, e *env) error {
 	if err != nil {
 		return err
 	}
-	values := map[string]any{
+	values := gobCodecValues()
+	sess, err := st.saveNew(ctx, values)
+	if err != nil {
+		return err
+	}
+	l, err := st.Load(ctx, sess.Token())
+	if err != nil || l.IsNew() {
+		return fmt.Errorf("load: new=%v err=%v", l.IsNew(), err)
+	}
+	if err := sameValues(l.Values(), values); err != nil {
+		return fmt.Errorf("the default codec did not round-trip through the database: %w", err)
+	}
+	return nil
+}
+
+// gobCodecValues is a value of every type the default codec supports.
+func gobCodecValues() map[string]any {
+	return map[string]any{
 		"nil":         nil,
 		"string":      "Zoë ✓ \x00 'quoted' \"double\"",
 		"empty":       "",
@@ -140,16 +158,63 @@ func codecGobRoundTrip(ctx context.Context, e *env) error {
 		"any map":     map[string]any{"nested": map[string]any{"deeper": []string{"z"}}, "n": uint16(7)},
 		"gob":         gobPoint{X: 1, Y: -2, Label: "registered with encoding/gob"},
 	}
-	sess, err := st.saveNew(ctx, values)
+}
+
+// codecReadsOneByOne: values read one at a time from a loaded session, as
+// the default codec decodes them on demand, equal the values saved, before
+// and after the session is listed or changed, with and without a value
+// that only encoding/gob decodes.
+func codecReadsOneByOne(ctx context.Context, e *env) error {
+	registerGobPoint()
+	t, err := e.caseTable(ctx)
 	if err != nil {
 		return err
 	}
-	l, err := st.Load(ctx, sess.Token())
-	if err != nil || l.IsNew() {
-		return fmt.Errorf("load: new=%v err=%v", l.IsNew(), err)
+	st, err := e.open(ctx, e.db, t)
+	if err != nil {
+		return err
 	}
-	if err := sameValues(l.Values(), values); err != nil {
-		return fmt.Errorf("the default codec did not round-trip through the database: %w", err)
+	withGob := gobCodecValues()
+	withoutGob := gobCodecValues()
+	delete(withoutGob, "gob")
+	for _, values := range []map[string]any{withoutGob, withGob} {
+		sess, err := st.saveNew(ctx, values)
+		if err != nil {
+			return err
+		}
+		l, err := st.Load(ctx, sess.Token())
+		if err != nil {
+			return fmt.Errorf("load: %w", err)
+		}
+		if l.Len() != len(values) || l.Has("absent") {
+			return fmt.Errorf("Len = %d, want %d; Has(absent) = %v", l.Len(), len(values), l.Has("absent"))
+		}
+		for round := range 2 { // the second round reads past the reads done one by one
+			for k, want := range values {
+				got, ok := l.Lookup(k)
+				if !ok {
+					return fmt.Errorf("round %d: Lookup(%q) found nothing", round, k)
+				}
+				if err := sameValues(map[string]any{k: got}, map[string]any{k: want}); err != nil {
+					return fmt.Errorf("round %d: %w", round, err)
+				}
+			}
+		}
+		l.Set("added", "after reads")
+		l.Delete("string")
+		if err := st.Save(ctx, l); err != nil {
+			return fmt.Errorf("save after reads: %w", err)
+		}
+		after, err := st.Load(ctx, sess.Token())
+		if err != nil {
+			return fmt.Errorf("load after save: %w", err)
+		}
+		want := maps.Clone(values)
+		want["added"] = "after reads"
+		delete(want, "string")
+		if err := sameValues(after.Values(), want); err != nil {
+			return fmt.Errorf("after a change following reads: %w", err)
+		}
 	}
 	return nil
 }
