@@ -203,7 +203,7 @@ func (s *Store) load(ctx context.Context, sess *Session, token string) error {
 func (s *Store) bind(sess *Session, tok, key string, r row) error {
 	sess.token, sess.key, sess.exists = tok, key, true
 	sess.created, sess.expiry, sess.version = r.created, r.expiry, r.version
-	sess.raw, sess.rawLen, sess.rawReads = nil, 0, 0
+	sess.dropRaw()
 	if s.indexed != nil && len(r.data) > 0 && len(r.data) <= s.cfg.maxSize {
 		// Data the codec vouches for decodes: its values are decoded when
 		// read. Other data is decoded now, so that an error is reported
@@ -301,7 +301,7 @@ func (sess *Session) rebase(fresh map[string]any) {
 		delete(fresh, k)
 	}
 	sess.values = fresh
-	sess.raw, sess.rawLen, sess.rawReads = nil, 0, 0
+	sess.dropRaw()
 }
 
 func (s *Store) insert(ctx context.Context, sess *Session, now time.Time) error {
@@ -754,7 +754,7 @@ func (s *Store) Destroy(ctx context.Context, sess *Session) error {
 	sess.token, sess.key, sess.exists = "", "", false
 	sess.created, sess.expiry, sess.version = time.Time{}, time.Time{}, 0
 	sess.values = nil
-	sess.raw, sess.rawLen, sess.rawReads = nil, 0, 0
+	sess.dropRaw()
 	sess.resetChanges()
 	sess.destroyed = true
 	sess.loadErr = nil

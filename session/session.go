@@ -88,7 +88,7 @@ func (s *Session) decodeRaw() {
 		return
 	}
 	values, err := s.store.decode(s.raw)
-	s.raw, s.rawLen, s.rawReads = nil, 0, 0
+	s.dropRaw()
 	if err != nil && s.loadErr == nil {
 		// Checked data that does not decode after all is reported as
 		// a load of undecodable data is: the session is empty, and a
@@ -97,6 +97,9 @@ func (s *Session) decodeRaw() {
 	}
 	s.values = values
 }
+
+// dropRaw forgets the loaded data, once values stand for the session.
+func (s *Session) dropRaw() { s.raw, s.rawLen, s.rawReads = nil, 0, 0 }
 
 // lenLocked returns the number of values. It must be called with mu held.
 func (s *Session) lenLocked() int {
@@ -299,7 +302,7 @@ func (s *Session) Clear() {
 	if s.lenLocked() == 0 && !s.exists {
 		return
 	}
-	s.raw, s.rawLen, s.rawReads = nil, 0, 0
+	s.dropRaw()
 	clear(s.values)
 	clear(s.sets)
 	clear(s.dels)

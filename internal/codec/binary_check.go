@@ -25,6 +25,9 @@ type Indexed interface {
 
 var _ Indexed = binaryCodec{}
 
+// errNotChecked is Lookup's error for data that Check would not vouch for.
+var errNotChecked = fmt.Errorf("%w: lookup in data that Check does not vouch for", ErrCorrupt)
+
 // Check walks data with the checks of Decode, building nothing. It does
 // not vouch for data that holds a gob-encoded value (only encoding/gob
 // knows whether it decodes), nor for a map whose keys are not in strictly
@@ -94,7 +97,7 @@ func (binaryCodec) Lookup(data []byte, index []uint32, key string) (v any, found
 	w := walker{data: data, values: maxValues}
 	n, off := w.header()
 	if off < 0 {
-		return nil, false, fmt.Errorf("%w: lookup in data that Check does not accept", ErrCorrupt)
+		return nil, false, errNotChecked
 	}
 	entries := n
 	if stride := indexStride(n, len(index)); stride > 0 {
@@ -117,14 +120,14 @@ func (binaryCodec) Lookup(data []byte, index []uint32, key string) (v any, found
 	for range entries {
 		k, next := w.bytes(off)
 		if next < 0 {
-			return nil, false, fmt.Errorf("%w: lookup in data that Check does not accept", ErrCorrupt)
+			return nil, false, errNotChecked
 		}
 		if string(k) > key {
 			return nil, false, nil // keys ascend: key is not here
 		}
 		end := w.value(next, 1)
 		if end < 0 {
-			return nil, false, fmt.Errorf("%w: lookup in data that Check does not accept", ErrCorrupt)
+			return nil, false, errNotChecked
 		}
 		if string(k) == key {
 			d := decoder{data: data, strBase: next, strEnd: end, off: next, values: maxValues}
