@@ -58,13 +58,14 @@ func (binaryCodec) Check(data []byte, index []uint32) (n int, ok bool) {
 			return 0, false
 		}
 		prev = k
-		// Strings and bools, the commonest values, are passed here.
-		switch tag := data[min(off, len(data)-1)]; {
-		case off >= len(data):
+		if off >= len(data) {
 			return 0, false
-		case tag == tagString:
+		}
+		// Strings and bools, the commonest values, are passed here.
+		switch data[off] {
+		case tagString:
 			_, off = w.bytes(off + 1)
-		case tag <= tagTrue:
+		case tagNil, tagFalse, tagTrue:
 			off++
 		default:
 			off = w.value(off, 1)
