@@ -187,9 +187,9 @@ func (s *Session) Expiry() time.Time {
 // place.
 //
 // A loaded session decodes the values it is asked for one at a time, so a
-// request that reads a few values of a large session pays for those; a
-// value read this way is decoded anew by each read until the session is
-// changed or listed.
+// request that reads a few values of a large session pays for those. The
+// first eight reads each decode their value anew; after them, or once the
+// session is changed or listed, it is decoded whole, once.
 func (s *Session) Get(key string) any {
 	s.mu.Lock()
 	defer s.mu.Unlock()
