@@ -3,6 +3,7 @@ package session_test
 import (
 	"context"
 	"encoding/gob"
+	"maps"
 	"reflect"
 	"slices"
 	"sync"
@@ -10,7 +11,6 @@ import (
 	"time"
 
 	"github.com/visitsession/visitsession/internal/testdb"
-	"github.com/visitsession/visitsession/session"
 	"github.com/visitsession/visitsession/visit"
 )
 
@@ -36,18 +36,6 @@ func richValues() map[string]any {
 	}
 }
 
-func saveValues(t *testing.T, st *session.Store, values map[string]any) string {
-	t.Helper()
-	s := st.New()
-	for k, v := range values {
-		s.Set(k, v)
-	}
-	if err := st.Save(context.Background(), s); err != nil {
-		t.Fatal(err)
-	}
-	return s.Token()
-}
-
 // TestReadsDecodeOnDemand checks that every way of reading a loaded
 // session sees the stored values, whether a read decodes its value alone
 // or the session is decoded whole, and however reads and changes mix.
@@ -57,7 +45,7 @@ func TestReadsDecodeOnDemand(t *testing.T) {
 		tab := tg.CreateTable(t)
 		st := open(t, tg, tab)
 		want := richValues()
-		tok := saveValues(t, st, want)
+		tok := seed(t, st, want)
 
 		t.Run("reads", func(t *testing.T) {
 			s, err := st.Load(ctx, tok)
@@ -80,13 +68,7 @@ func TestReadsDecodeOnDemand(t *testing.T) {
 					t.Fatal("a missing key reads as present")
 				}
 			}
-			if !reflect.DeepEqual(s.Values(), want) || !slices.Equal(s.Keys(), slices.Sorted(func(yield func(string) bool) {
-				for k := range want {
-					if !yield(k) {
-						return
-					}
-				}
-			})) {
+			if !reflect.DeepEqual(s.Values(), want) || !slices.Equal(s.Keys(), slices.Sorted(maps.Keys(want))) {
 				t.Fatalf("Values = %#v", s.Values())
 			}
 			if s.Changed() {
@@ -107,7 +89,7 @@ func TestReadsDecodeOnDemand(t *testing.T) {
 		})
 
 		t.Run("changes after reads", func(t *testing.T) {
-			tok := saveValues(t, st, want)
+			tok := seed(t, st, want)
 			s, err := st.Load(ctx, tok)
 			if err != nil {
 				t.Fatal(err)
@@ -135,7 +117,7 @@ func TestReadsDecodeOnDemand(t *testing.T) {
 		})
 
 		t.Run("clear", func(t *testing.T) {
-			tok := saveValues(t, st, want)
+			tok := seed(t, st, want)
 			s, err := st.Load(ctx, tok)
 			if err != nil {
 				t.Fatal(err)
@@ -154,7 +136,7 @@ func TestReadsDecodeOnDemand(t *testing.T) {
 		})
 
 		t.Run("renew keeps the stored bytes", func(t *testing.T) {
-			tok := saveValues(t, st, want)
+			tok := seed(t, st, want)
 			before := storedData(t, tg, tab, tok)
 			s, err := st.Load(ctx, tok)
 			if err != nil {
@@ -175,7 +157,7 @@ func TestReadsDecodeOnDemand(t *testing.T) {
 		t.Run("gob value", func(t *testing.T) {
 			vals := richValues()
 			vals["point"] = decodeTestPoint{X: 1, Y: 2}
-			tok := saveValues(t, st, vals)
+			tok := seed(t, st, vals)
 			s, err := st.Load(ctx, tok)
 			if err != nil {
 				t.Fatal(err)

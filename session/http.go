@@ -194,8 +194,7 @@ type ctxKey struct{}
 func (m *Middleware) serve(next http.Handler, w http.ResponseWriter, r *http.Request) {
 	token, present := m.cookie.read(r)
 	rs := &requestState{m: m, w: w, incoming: token, hadCookie: present}
-	rs.sess = &rs.session
-	m.store.initLazy(rs.sess, r.Context(), token)
+	m.store.initLazy(&rs.session, r.Context(), token)
 	r = r.WithContext(context.WithValue(r.Context(), ctxKey{}, rs))
 	rs.r = r
 	finished := false
@@ -203,7 +202,7 @@ func (m *Middleware) serve(next http.Handler, w http.ResponseWriter, r *http.Req
 		if !finished {
 			// A panic or Goexit: never save half a request, but give back
 			// a locked session's row lock and connection.
-			m.store.Release(context.WithoutCancel(r.Context()), rs.sess)
+			m.store.Release(context.WithoutCancel(r.Context()), &rs.session)
 		}
 	}()
 	rs.rw = responseWriter{ResponseWriter: w, rs: rs}
@@ -220,7 +219,7 @@ func (m *Middleware) serve(next http.Handler, w http.ResponseWriter, r *http.Req
 func FromContext(ctx context.Context) *Session {
 	if rs := requestFrom(ctx); rs != nil {
 		rs.used.Store(true)
-		return rs.sess
+		return &rs.session
 	}
 	return &Session{}
 }
@@ -239,10 +238,9 @@ type requestState struct {
 	w         http.ResponseWriter // the real writer
 	rw        responseWriter      // the writer the handler gets
 	r         *http.Request
-	sess      *Session // &session: one allocation for both
-	session   Session
-	incoming  string // well-formed token of the request's cookie, or ""
-	hadCookie bool   // a cookie of the configured name came
+	session   Session // the request's session, allocated with its state
+	incoming  string  // well-formed token of the request's cookie, or ""
+	hadCookie bool    // a cookie of the configured name came
 	used      atomic.Bool
 
 	arrival    sync.Once
@@ -263,7 +261,7 @@ type requestState struct {
 // noteArrival records, once, whether the request came without a live
 // visit. It loads the session.
 func (rs *requestState) noteArrival() {
-	rs.arrival.Do(func() { rs.arrivedNew = rs.sess.IsNew() })
+	rs.arrival.Do(func() { rs.arrivedNew = rs.session.IsNew() })
 }
 
 // start commits the session if that has not happened and marks the
@@ -325,7 +323,7 @@ func (rs *requestState) commitLocked() {
 	}
 	rs.used.Store(true)
 	addVary(rs.w.Header(), "Cookie")
-	sess := rs.sess
+	sess := &rs.session
 	ctx := context.WithoutCancel(rs.r.Context())
 	if err := sess.Err(); err != nil {
 		if !errors.Is(err, ErrCorrupt) || m.decode == DecodeFail {
@@ -397,7 +395,7 @@ func (rs *requestState) lateCheckLocked() {
 		return
 	}
 	rs.checkedLate = true
-	sess := rs.sess
+	sess := &rs.session
 	var what string
 	switch {
 	case sess.Destroyed() && !rs.destroyedAt && (rs.tokenAt != "" || rs.hadCookie):

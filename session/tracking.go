@@ -34,7 +34,7 @@ func CurrentVisit(ctx context.Context) Visit {
 	}
 	rs.used.Store(true)
 	rs.noteArrival()
-	return Visit{IsNew: rs.arrivedNew, Created: rs.sess.Created(), Expiry: rs.sess.Expiry()}
+	return Visit{IsNew: rs.arrivedNew, Created: rs.session.Created(), Expiry: rs.session.Expiry()}
 }
 
 // maxQueuedTouches bounds the touch queue; past it, requests write their

@@ -235,20 +235,6 @@ func (w *walker) charge(n uint64, off, minSize int) (int, int) {
 	return int(n), off
 }
 
-// key passes over the key at off; when ordered, it must come after the key
-// at prev.
-func (w *walker) key(off, prev int, ordered bool) int {
-	k, end := w.bytes(off)
-	if end < 0 || !ordered {
-		return end
-	}
-	p, _ := w.bytes(prev)
-	if string(p) >= string(k) {
-		return -1
-	}
-	return end
-}
-
 // value passes over one tagged value held at depth.
 func (w *walker) value(off, depth int) int {
 	if off < 0 || off >= len(w.data) {
@@ -362,10 +348,9 @@ func (w *walker) value(off, depth int) int {
 			return -1
 		}
 		n, off := w.nilableCount(off, 2)
-		prev := off
+		var prev, k []byte
 		for i := range n {
-			k := off
-			if off = w.key(off, prev, i > 0); off < 0 {
+			if k, off = w.bytes(off); off < 0 || (i > 0 && string(prev) >= string(k)) {
 				return -1
 			}
 			prev = k
