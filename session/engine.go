@@ -1,11 +1,14 @@
 package session
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
 	"maps"
+	"math"
+	"strconv"
 	"sync"
 	"time"
 
@@ -63,7 +66,7 @@ func (s *Store) Lazy(ctx context.Context, token string) *Session {
 // initLazy makes the zero Session sess a lazy session of this store for
 // token, as Lazy returns.
 func (s *Store) initLazy(sess *Session, ctx context.Context, token string) {
-	sess.store, sess.ctx, sess.lazy, sess.lazyToken = s, ctx, true, token
+	sess.store, sess.ctx, sess.lazy, sess.token = s, ctx, true, token
 }
 
 // row is one stored session as read.
@@ -76,13 +79,14 @@ type row struct {
 
 // scanBuf is what a load scans into. Loads take one from scanBufs, so
 // that the scan allocates nothing beyond what database/sql and the driver
-// do: the destinations, the boxes of the two times and the argument list
-// of Scan would otherwise be allocated by each load.
+// do: the destinations, the boxes of the scanned values and the argument
+// lists would otherwise be allocated by each load. Every destination is
+// one that database/sql fills without reflection (an any, or a Scanner).
 type scanBuf struct {
-	data            []byte
-	created, expiry any
-	version         int64
-	dest            [4]any
+	data                     scannedData
+	created, expiry, version any
+	dest                     [4]any
+	args                     [2]any
 }
 
 var scanBufs = sync.Pool{New: func() any {
@@ -91,14 +95,65 @@ var scanBufs = sync.Pool{New: func() any {
 	return b
 }}
 
+// scannedData is the destination of the data column: a Scanner, so that
+// database/sql hands it the driver's value as it is. It copies a []byte
+// unless keep is set, which the store sets only for a driver that gives
+// each value a slice of its own (dialect.FreshBytes); database/sql would
+// otherwise copy it once more.
+type scannedData struct {
+	b    []byte
+	keep bool
+}
+
+// Scan implements sql.Scanner.
+func (d *scannedData) Scan(src any) error {
+	switch v := src.(type) {
+	case nil:
+		d.b = nil
+	case []byte:
+		if d.keep {
+			d.b = v
+		} else {
+			d.b = bytes.Clone(v)
+		}
+	case string:
+		d.b = []byte(v)
+	default:
+		return fmt.Errorf("%w: data: unsupported type %T", ErrCorrupt, src)
+	}
+	return nil
+}
+
+// scannedInt64 converts a scanned integer column: drivers give int64, and
+// text protocols the digits.
+func scannedInt64(src any) (int64, error) {
+	switch v := src.(type) {
+	case int64:
+		return v, nil
+	case int32:
+		return int64(v), nil
+	case uint64:
+		if v <= math.MaxInt64 {
+			return int64(v), nil
+		}
+	case []byte:
+		return strconv.ParseInt(string(v), 10, 64)
+	case string:
+		return strconv.ParseInt(v, 10, 64)
+	}
+	return 0, fmt.Errorf("unsupported value %T(%v)", src, src)
+}
+
 // readRow runs a load statement for key. found is false when no live row
 // matches.
 func (s *Store) readRow(ctx context.Context, tx *sql.Tx, q querier, st *stmt, key string, now time.Time) (r row, found bool, err error) {
 	b := scanBufs.Get().(*scanBuf)
-	err = s.queryRow(ctx, tx, q, st, key, s.d.EncodeTime(now)).Scan(b.dest[:]...)
-	r.data, r.version = b.data, b.version
-	created, expiry := b.created, b.expiry
-	b.data, b.created, b.expiry, b.version = nil, nil, nil, 0
+	b.data.keep = s.freshBytes
+	b.args[0], b.args[1] = key, s.d.EncodeTime(now)
+	err = s.queryRow(ctx, tx, q, st, b.args[:]...).Scan(b.dest[:]...)
+	r.data = b.data.b
+	created, expiry, version := b.created, b.expiry, b.version
+	b.data.b, b.created, b.expiry, b.version, b.args = nil, nil, nil, nil, [2]any{}
 	scanBufs.Put(b)
 	s.counters.loads.Add(1)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -113,6 +168,9 @@ func (s *Store) readRow(ctx context.Context, tx *sql.Tx, q querier, st *stmt, ke
 	}
 	if r.expiry, err = s.d.DecodeTime(expiry); err != nil {
 		return r, false, fmt.Errorf("%w: expiry: %w", ErrCorrupt, err)
+	}
+	if r.version, err = scannedInt64(version); err != nil {
+		return r, false, fmt.Errorf("%w: version: %w", ErrCorrupt, err)
 	}
 	return r, true, nil
 }
@@ -209,7 +267,7 @@ func (s *Store) bind(sess *Session, tok, key string, r row) error {
 		// read. Other data is decoded now, so that an error is reported
 		// here.
 		if n, ok := s.indexed.Check(r.data, sess.rawIndex[:]); ok {
-			sess.values, sess.raw, sess.rawLen = nil, r.data, n
+			sess.values, sess.raw, sess.rawLen = nil, r.data, int32(n)
 			return nil
 		}
 	}
@@ -283,8 +341,7 @@ func (s *Store) Save(ctx context.Context, sess *Session) error {
 }
 
 func (sess *Session) resetChanges() {
-	clear(sess.sets)
-	clear(sess.dels)
+	clear(sess.changes)
 	sess.cleared = false
 }
 
@@ -292,13 +349,14 @@ func (sess *Session) resetChanges() {
 // own changes applied on top.
 func (sess *Session) rebase(fresh map[string]any) {
 	if sess.cleared || fresh == nil {
-		fresh = make(map[string]any, len(sess.sets))
+		fresh = make(map[string]any, len(sess.changes))
 	}
-	for k := range sess.sets {
-		fresh[k] = sess.values[k]
-	}
-	for k := range sess.dels {
-		delete(fresh, k)
+	for k, set := range sess.changes {
+		if set {
+			fresh[k] = sess.values[k]
+		} else {
+			delete(fresh, k)
+		}
 	}
 	sess.values = fresh
 	sess.dropRaw()
@@ -599,18 +657,18 @@ type renewState struct {
 	token, key string
 	version    int64
 	expiry     time.Time
-	sets, dels map[string]struct{}
+	changes    map[string]bool
 	cleared    bool
 }
 
 func (sess *Session) snapshot() renewState {
 	return renewState{token: sess.token, key: sess.key, version: sess.version, expiry: sess.expiry,
-		sets: maps.Clone(sess.sets), dels: maps.Clone(sess.dels), cleared: sess.cleared}
+		changes: maps.Clone(sess.changes), cleared: sess.cleared}
 }
 
 func (sess *Session) restore(st renewState) {
 	sess.token, sess.key, sess.version, sess.expiry = st.token, st.key, st.version, st.expiry
-	sess.sets, sess.dels, sess.cleared = maps.Clone(st.sets), maps.Clone(st.dels), st.cleared
+	sess.changes, sess.cleared = maps.Clone(st.changes), st.cleared
 }
 
 // renewForwarding renews a session outside Locked mode when the store has

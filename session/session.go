@@ -22,17 +22,14 @@ type Session struct {
 	mu    sync.Mutex
 	store *Store
 
-	// Lazy loading: while lazy is set, ensure loads lazyToken once on
-	// first use, under ctx (the context given to Store.Lazy) unless Load
-	// names another.
-	ctx       context.Context
-	lazy      bool
-	lazyToken string
-	loadErr   error
+	// Lazy loading: while lazy is set, token is the token to load, and
+	// ensure loads it once on first use, under ctx (the context given to
+	// Store.Lazy) unless Load names another.
+	ctx     context.Context
+	loadErr error
 
 	token   string // cookie token; "" until the session is first written
 	key     string // stored key of token; "" when no row exists
-	exists  bool   // a row exists under key
 	created time.Time
 	expiry  time.Time
 	version int64
@@ -43,18 +40,21 @@ type Session struct {
 	// Reads decode just the value they ask for from it; the first change,
 	// listing or read past maxRawReads decodes it into values.
 	raw      []byte
-	rawLen   int                  // number of values in raw
-	rawReads int                  // values read from raw so far
+	rawLen   int32                // number of values in raw
+	rawReads int32                // values read from raw so far
 	rawIndex [rawIndexSize]uint32 // where raw's keys are, for Lookup
 
-	sets    map[string]struct{} // keys set since the last save
-	dels    map[string]struct{} // keys deleted since the last save
-	cleared bool                // Clear was called since the last save
-
-	destroyed bool // Destroy ended the session in this request
-	renewed   bool // Renew gave the session a new token in this request
+	// changes holds the keys set (true) or deleted (false) since the
+	// last save.
+	changes map[string]bool
 
 	lock *heldLock // locked mode: the transaction holding the row lock
+
+	lazy      bool // the load waits for the first use
+	exists    bool // a row exists under key
+	cleared   bool // Clear was called since the last save
+	destroyed bool // Destroy ended the session in this request
+	renewed   bool // Renew gave the session a new token in this request
 }
 
 // maxRawReads is how many values a session reads one by one from its
@@ -65,8 +65,9 @@ const maxRawReads = 8
 
 // rawIndexSize is how many keys of its loaded data a session indexes: a
 // read finds its value among them by binary search, and then walks the
-// entries between two indexed keys.
-const rawIndexSize = 16
+// entries between two indexed keys. Fourteen keeps a Session within 256
+// bytes, one allocation size class below the next.
+const rawIndexSize = 14
 
 // lookupLocked returns the value under key. It must be called with mu held.
 func (s *Session) lookupLocked(key string) (any, bool) {
@@ -104,7 +105,7 @@ func (s *Session) dropRaw() { s.raw, s.rawLen, s.rawReads = nil, 0, 0 }
 // lenLocked returns the number of values. It must be called with mu held.
 func (s *Session) lenLocked() int {
 	if s.raw != nil {
-		return s.rawLen
+		return int(s.rawLen)
 	}
 	return len(s.values)
 }
@@ -125,8 +126,9 @@ func (s *Session) ensure() {
 // held.
 func (s *Session) ensureWith(ctx context.Context) {
 	if s.lazy {
-		s.lazy = false
-		s.loadErr = s.store.load(ctx, s, s.lazyToken)
+		tok := s.token
+		s.lazy, s.token = false, ""
+		s.loadErr = s.store.load(ctx, s, tok)
 	}
 }
 
@@ -250,11 +252,10 @@ func (s *Session) Set(key string, value any) {
 		s.values = make(map[string]any)
 	}
 	s.values[key] = value
-	if s.sets == nil {
-		s.sets = make(map[string]struct{})
+	if s.changes == nil {
+		s.changes = make(map[string]bool)
 	}
-	s.sets[key] = struct{}{}
-	delete(s.dels, key)
+	s.changes[key] = true
 }
 
 // Delete removes key. Deleting a missing key is not a change.
@@ -273,11 +274,10 @@ func (s *Session) deleteLocked(key string) {
 		return
 	}
 	delete(s.values, key)
-	delete(s.sets, key)
-	if s.dels == nil {
-		s.dels = make(map[string]struct{})
+	if s.changes == nil {
+		s.changes = make(map[string]bool)
 	}
-	s.dels[key] = struct{}{}
+	s.changes[key] = false
 }
 
 // Pop returns the value under key and deletes it, as for flash messages.
@@ -304,8 +304,7 @@ func (s *Session) Clear() {
 	}
 	s.dropRaw()
 	clear(s.values)
-	clear(s.sets)
-	clear(s.dels)
+	clear(s.changes)
 	s.cleared = true
 }
 
@@ -317,7 +316,7 @@ func (s *Session) Changed() bool {
 }
 
 func (s *Session) changedLocked() bool {
-	return s.cleared || len(s.sets) > 0 || len(s.dels) > 0
+	return s.cleared || len(s.changes) > 0
 }
 
 // Destroyed reports whether Store.Destroy ended the session.

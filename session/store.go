@@ -21,13 +21,16 @@ import (
 // Store runs sessions on one visit table. It is safe for concurrent use.
 // Create it with Open and stop it with Close.
 type Store struct {
-	db       *sql.DB
-	d        dialect.Dialect
-	cfg      config
-	indexed  codec.Indexed // the codec, when it can check data whole and read values one by one
-	stmts    statements
-	closed   atomic.Bool
-	counters counters
+	db      *sql.DB
+	d       dialect.Dialect
+	cfg     config
+	indexed codec.Indexed // the codec, when it can check data whole and read values one by one
+	// freshBytes: the driver gives each scanned []byte a slice of its
+	// own, which a load keeps without copying (dialect.FreshBytes).
+	freshBytes bool
+	stmts      statements
+	closed     atomic.Bool
+	counters   counters
 	// guards maps each *heldLock on a dedicated connection to its
 	// *connGuard.
 	guards sync.Map
@@ -89,6 +92,7 @@ func Open(ctx context.Context, db *sql.DB, d dialect.Dialect, opts ...Option) (*
 	}
 	s := &Store{db: db, d: d, cfg: cfg}
 	s.indexed, _ = cfg.codec.(codec.Indexed)
+	s.freshBytes = dialect.FreshBytes(db.Driver())
 	s.stmts = statements{
 		load: stmt{query: sql.Load}, loadLocked: stmt{query: sql.LoadLocked}, insert: stmt{query: sql.Insert},
 		update: stmt{query: sql.Update}, updateAny: stmt{query: sql.UpdateAny}, renew: stmt{query: sql.Renew},

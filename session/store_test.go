@@ -328,6 +328,27 @@ func TestCorruptData(t *testing.T) {
 	})
 }
 
+// TestCorruptVersion: SQLite keeps what a foreign writer puts in a column
+// whatever its declared type; a version that is not an integer is reported
+// as ErrCorrupt by the load.
+func TestCorruptVersion(t *testing.T) {
+	tg := testdb.Get(t, "sqlite")
+	ctx := context.Background()
+	tab := tg.CreateTable(t)
+	st := open(t, tg, tab)
+	s := st.New()
+	s.Set("k", "v")
+	if err := st.Save(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tg.DB.Exec("UPDATE " + tg.Dialect.Quote(tab.Name) + " SET " + tg.Dialect.Quote(tab.Version) + " = 'one'"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Load(ctx, s.Token()); !errors.Is(err, session.ErrCorrupt) || !strings.Contains(err.Error(), "version") {
+		t.Fatalf("load with a text version: %v, want ErrCorrupt naming the version", err)
+	}
+}
+
 func TestMergeKeepsDisjointChanges(t *testing.T) {
 	testdb.Each(t, func(t *testing.T, tg *testdb.Target) {
 		ctx := context.Background()
