@@ -150,7 +150,7 @@ func (s *Store) readRow(ctx context.Context, tx *sql.Tx, q querier, st *stmt, ke
 	b := scanBufs.Get().(*scanBuf)
 	b.data.keep = s.freshBytes
 	b.args[0], b.args[1] = key, s.d.EncodeTime(now)
-	err = s.queryRow(ctx, tx, q, st, b.args[:]...).Scan(b.dest[:]...)
+	err = s.scanRow(ctx, tx, q, st, b.args[:], b.dest[:])
 	r.data = b.data.b
 	created, expiry, version := b.created, b.expiry, b.version
 	b.data.b, b.created, b.expiry, b.version, b.args = nil, nil, nil, nil, [2]any{}

@@ -178,24 +178,46 @@ func (s *Store) exec(ctx context.Context, tx *sql.Tx, q querier, st *stmt, args 
 	return s.db.ExecContext(ctx, st.query, args...)
 }
 
-func (s *Store) queryRow(ctx context.Context, tx *sql.Tx, q querier, st *stmt, args ...any) *sql.Row {
+// scanRow runs st, as exec does, and scans its first row into dest; it
+// gives sql.ErrNoRows when there is none. It does what QueryRow and
+// Row.Scan do, without the Row and its checks of dest.
+func (s *Store) scanRow(ctx context.Context, tx *sql.Tx, q querier, st *stmt, args []any, dest []any) error {
+	var rows *sql.Rows
+	var err error
 	switch {
 	case tx != nil && st.prepared != nil:
-		return tx.StmtContext(ctx, st.prepared).QueryRowContext(ctx, args...)
+		rows, err = tx.StmtContext(ctx, st.prepared).QueryContext(ctx, args...)
 	case tx != nil:
-		return tx.QueryRowContext(ctx, st.query, args...)
+		rows, err = tx.QueryContext(ctx, st.query, args...)
 	case q != nil:
-		return q.QueryRowContext(ctx, st.query, args...)
+		rows, err = q.QueryContext(ctx, st.query, args...)
 	case st.prepared != nil:
-		return st.prepared.QueryRowContext(ctx, args...)
+		rows, err = st.prepared.QueryContext(ctx, args...)
+	default:
+		rows, err = s.db.QueryContext(ctx, st.query, args...)
 	}
-	return s.db.QueryRowContext(ctx, st.query, args...)
+	if err != nil {
+		return err
+	}
+	if !rows.Next() {
+		err = rows.Err()
+		rows.Close()
+		if err == nil {
+			err = sql.ErrNoRows
+		}
+		return err
+	}
+	err = rows.Scan(dest...)
+	if cerr := rows.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // querier is the executor a locked session holds: a *sql.Tx or *sql.Conn.
 type querier interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
-	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 }
 
 var (
