@@ -49,22 +49,42 @@ func (binaryCodec) Check(data []byte, index []uint32) (n int, ok bool) {
 		return 0, false
 	}
 	stride := indexStride(n, len(index))
+	next, slot := 0, 0 // the next entry to index, and its slot
+	if stride == 0 {
+		next = -1
+	}
 	var prev, k []byte
 	for i := range n {
-		if stride > 0 && i%stride == 0 {
-			index[i/stride] = uint32(off)
+		if i == next {
+			index[slot] = uint32(off)
+			next, slot = next+stride, slot+1
 		}
-		if k, off = w.bytes(off); off < 0 || (i > 0 && string(prev) >= string(k)) {
+		if off >= len(data) {
+			return 0, false
+		}
+		// A key shorter than 128 bytes, the usual case, is read here.
+		if l := int(data[off]); l < 0x80 && l < len(data)-off {
+			k, off = data[off+1:off+1+l], off+1+l
+		} else if k, off = w.bytes(off); off < 0 {
+			return 0, false
+		}
+		if i > 0 && string(prev) >= string(k) {
 			return 0, false
 		}
 		prev = k
 		if off >= len(data) {
 			return 0, false
 		}
-		// Strings and bools, the commonest values, are passed here.
+		// Short strings and bools, the commonest values, are passed here.
 		switch data[off] {
 		case tagString:
-			_, off = w.bytes(off + 1)
+			if off+1 < len(data) {
+				if l := int(data[off+1]); l < 0x80 && l < len(data)-off-1 {
+					off += 2 + l
+					break
+				}
+			}
+			off = w.skip(off + 1)
 		case tagNil, tagFalse, tagTrue:
 			off++
 		default:
