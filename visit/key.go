@@ -36,14 +36,25 @@ func ParseToken(s string) (string, error) {
 	if len(s) != TokenLength {
 		return "", ErrMalformedToken
 	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
-			return "", ErrMalformedToken
-		}
+	var bad byte
+	for i := 0; i < TokenLength; i++ {
+		bad |= notBase64URL[s[i]]
+	}
+	if bad != 0 {
+		return "", ErrMalformedToken
 	}
 	return s, nil
 }
+
+// notBase64URL is 1 for every byte outside the base64url alphabet.
+var notBase64URL = func() (t [256]byte) {
+	for c := range t {
+		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			t[c] = 1
+		}
+	}
+	return t
+}()
 
 // KeyMode says how a token becomes the value stored in the key column.
 type KeyMode int
