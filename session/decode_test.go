@@ -6,6 +6,7 @@ import (
 	"maps"
 	"reflect"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -204,4 +205,36 @@ func storedData(t *testing.T, tg *testdb.Target, tab visit.Table, tok string) []
 		t.Fatal(err)
 	}
 	return data
+}
+
+// TestLoadedDataOutlivesLaterLoads: a loaded session keeps its stored data
+// undecoded until read, so that data must be its own, not memory the
+// driver reuses: a session loaded first and read after many other loads
+// on the same pool still reads its own values, on every database.
+func TestLoadedDataOutlivesLaterLoads(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, tg *testdb.Target) {
+		ctx := context.Background()
+		tab := tg.CreateTable(t)
+		st := open(t, tg, tab)
+		first := map[string]any{"name": strings.Repeat("a", 300), "n": int64(1)}
+		tok := seed(t, st, first)
+		others := make([]string, 8)
+		for i := range others {
+			others[i] = seed(t, st, map[string]any{"name": strings.Repeat(string(rune('b'+i)), 300), "n": int64(i + 2)})
+		}
+		s, err := st.Load(ctx, tok)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 5 {
+			for _, o := range others {
+				if _, err := st.Load(ctx, o); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		if got := s.Values(); !reflect.DeepEqual(got, first) {
+			t.Fatalf("values after later loads: name %.8q…, n %v; want %.8q…, 1", got["name"], got["n"], first["name"])
+		}
+	})
 }
