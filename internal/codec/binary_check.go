@@ -146,6 +146,12 @@ func (binaryCodec) Lookup(data []byte, index []uint32, key string) (v any, found
 		if string(k) > key {
 			return nil, false, nil // keys ascend: key is not here
 		}
+		if tag := tagAt(data, next); string(k) == key && tag != tagString && (tag < tagTime || tag == tagDuration) {
+			// A value holding no string needs no end for its strings.
+			d := decoder{data: data, strBase: next, strEnd: next, off: next, values: maxValues}
+			v, err := d.value(1)
+			return v, err == nil, err
+		}
 		end := w.value(next, 1)
 		if end < 0 {
 			return nil, false, errNotChecked
@@ -158,6 +164,14 @@ func (binaryCodec) Lookup(data []byte, index []uint32, key string) (v any, found
 		off = end
 	}
 	return nil, false, nil
+}
+
+// tagAt returns the tag at off, or tagGob past the end.
+func tagAt(data []byte, off int) byte {
+	if off < len(data) {
+		return data[off]
+	}
+	return tagGob
 }
 
 // walker passes over an encoding as the decoder reads it, with the same
