@@ -195,7 +195,8 @@ func (m *Middleware) serve(next http.Handler, w http.ResponseWriter, r *http.Req
 	token, present := m.cookie.read(r)
 	rs := &requestState{m: m, w: w, incoming: token, hadCookie: present}
 	m.store.initLazy(&rs.session, r.Context(), token)
-	r = r.WithContext(context.WithValue(r.Context(), ctxKey{}, rs))
+	rs.ctx = requestContext{Context: r.Context(), rs: rs}
+	r = r.WithContext(&rs.ctx)
 	rs.r = r
 	finished := false
 	defer func() {
@@ -232,8 +233,26 @@ func requestFrom(ctx context.Context) *requestState {
 	return rs
 }
 
+// requestContext is a request's context behind the middleware: the
+// incoming one, with the request's state as the value of ctxKey. It is
+// what context.WithValue would make, held in the request's state so that
+// it needs no allocation of its own.
+type requestContext struct {
+	context.Context
+	rs *requestState
+}
+
+// Value implements context.Context.
+func (c *requestContext) Value(key any) any {
+	if key == (ctxKey{}) {
+		return c.rs
+	}
+	return c.Context.Value(key)
+}
+
 // requestState is the middleware's bookkeeping for one request.
 type requestState struct {
+	ctx       requestContext // the request's context
 	m         *Middleware
 	w         http.ResponseWriter // the real writer
 	rw        responseWriter      // the writer the handler gets

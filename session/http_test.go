@@ -1,7 +1,10 @@
 package session_test
 
 import (
+	"context"
+	"errors"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -245,5 +248,46 @@ func TestMiddlewareWithServeMux(t *testing.T) {
 				t.Fatalf("stored %v, %v", s.Values(), err)
 			}
 		})
+	}
+}
+
+type outerKey struct{}
+
+// TestMiddlewareRequestContext: the request context the handler gets keeps
+// the values and the cancellation of the incoming one, and contexts the
+// handler derives from it still reach the request's session.
+func TestMiddlewareRequestContext(t *testing.T) {
+	tg := testdb.Get(t, "sqlite")
+	st := open(t, tg, tg.CreateTable(t))
+	mw, err := session.NewMiddleware(t.Context(), st, session.MiddlewareOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	parent, cancel := context.WithCancel(context.WithValue(context.Background(), outerKey{}, "outer"))
+	h := mw.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx := r.Context()
+		if ctx.Value(outerKey{}) != "outer" {
+			t.Error("the incoming context's value is lost")
+		}
+		derived, stop := context.WithTimeout(context.WithValue(ctx, outerKey{}, "inner"), time.Minute)
+		defer stop()
+		if session.FromContext(derived) != session.FromContext(ctx) {
+			t.Error("a derived context reaches another session")
+		}
+		session.FromContext(derived).Set("k", "v")
+		cancel()
+		select {
+		case <-derived.Done():
+		case <-time.After(10 * time.Second):
+			t.Error("cancelling the incoming context does not reach a derived one")
+		}
+		if !errors.Is(ctx.Err(), context.Canceled) || !errors.Is(context.Cause(derived), context.Canceled) {
+			t.Errorf("Err = %v, Cause = %v; want context.Canceled", ctx.Err(), context.Cause(derived))
+		}
+	}))
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil).WithContext(parent))
+	if session.FromContext(parent).Get("k") != nil {
+		t.Error("the incoming context reaches the request's session")
 	}
 }
