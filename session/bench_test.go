@@ -201,6 +201,82 @@ func BenchmarkSave(b *testing.B) {
 	}
 }
 
+// BenchmarkLockedCycle measures a request's work in Locked mode — the
+// locking load, a change and the save — beside its own limit: the bare
+// transaction of the same statements through the same driver and pool
+// (the dialect's BEGIN, or database/sql's, the locking SELECT of the row,
+// a single-row UPDATE of data and expiry, COMMIT), as plain database/sql
+// code would run it: in a *sql.Tx through statements prepared once, as
+// the engine runs it on PostgreSQL and MariaDB, or as text on a dedicated
+// connection for a dialect whose BEGIN takes the lock (SQLite's BEGIN
+// IMMEDIATE), which database/sql cannot run prepared statements on.
+func BenchmarkLockedCycle(b *testing.B) {
+	benchTargets(b, func(b *testing.B, tg *testdb.Target) {
+		st, tab, tok := benchStore(b, tg, session.WithMode(session.Locked))
+		ctx := context.Background()
+		other := st.New()
+		tenKeys(other)
+		if err := st.Save(ctx, other); err != nil {
+			b.Fatal(err)
+		}
+		stmts, _ := tg.Dialect.Statements(tab)
+		upd := bareUpdate(b, tg, tab)
+		selStmt, updStmt := prepare(b, tg.DB, stmts.LoadLocked), prepare(b, tg.DB, upd)
+		lk := tg.Dialect.Lock()
+		key := visit.HashToken(other.Token())
+		now := tg.Dialect.EncodeTime(time.Now().UTC().Truncate(time.Microsecond))
+		at := time.Now().Add(time.Hour)
+		var data []byte
+		var created, expiry any
+		var version int64
+		interleaved(b, func(i int) {
+			s, err := st.Load(ctx, tok)
+			if err != nil {
+				b.Fatal(err)
+			}
+			s.Set("cart_items", i)
+			if err := st.Save(ctx, s); err != nil {
+				b.Fatalf("save: %v", err)
+			}
+		}, func(i int) {
+			var err error
+			exp := tg.Dialect.EncodeTime(at.Add(time.Duration(i) * time.Second))
+			if lk.Begin == "" {
+				tx, err := tg.DB.BeginTx(ctx, nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err = tx.StmtContext(ctx, selStmt).QueryRowContext(ctx, key, now).Scan(&data, &created, &expiry, &version); err == nil {
+					data[0] = byte(i)
+					if _, err = tx.StmtContext(ctx, updStmt).ExecContext(ctx, data, exp, key); err == nil {
+						err = tx.Commit()
+					}
+				}
+				if err != nil {
+					b.Fatal(err)
+				}
+				return
+			}
+			conn, err := tg.DB.Conn(ctx)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer conn.Close()
+			if _, err = conn.ExecContext(ctx, lk.Begin); err == nil {
+				if err = conn.QueryRowContext(ctx, stmts.LoadLocked, key, now).Scan(&data, &created, &expiry, &version); err == nil {
+					data[0] = byte(i)
+					if _, err = conn.ExecContext(ctx, upd, data, exp, key); err == nil {
+						_, err = conn.ExecContext(ctx, lk.Commit)
+					}
+				}
+			}
+			if err != nil {
+				b.Fatal(err)
+			}
+		})
+	})
+}
+
 // BenchmarkTouch measures an expiry-only update beside its limit, a bare
 // single-row UPDATE of the expiry by primary key.
 func BenchmarkTouch(b *testing.B) {
