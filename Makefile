@@ -12,7 +12,7 @@ FUZZTIME  ?= 30s
 SWEEP_ROWS ?= 1000000
 
 .PHONY: all build demo test test-sqlite test-postgres test-mysql vet lint fmt \
-        test-stress test-sweep-big test-browser fuzz bench test-galera conformance bench-peers bench-galera test-sqlmock
+        test-stress test-sweep-big test-browser fuzz bench bench-smoke test-galera conformance bench-peers bench-galera test-sqlmock
 
 all: build
 
@@ -95,6 +95,10 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzValidateIdent$$' -fuzztime $(FUZZTIME) ./visit/
 	$(GO) test -run '^$$' -fuzz '^FuzzMiddlewareCookie$$' -fuzztime $(FUZZTIME) ./session/
 	$(GO) test -run '^$$' -fuzz '^FuzzCookieRead$$' -fuzztime $(FUZZTIME) ./session/
+
+## bench-smoke: every in-module benchmark once, so that a broken one fails (CI)
+bench-smoke:
+	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 ./session/ ./sweeper/ ./internal/codec/
 
 ## bench: benchmarks against the bare database/sql limit, per dialect
 bench:
