@@ -221,8 +221,11 @@ func BenchmarkLockedCycle(b *testing.B) {
 		}
 		stmts, _ := tg.Dialect.Statements(tab)
 		upd := bareUpdate(b, tg, tab)
-		selStmt, updStmt := prepare(b, tg.DB, stmts.LoadLocked), prepare(b, tg.DB, upd)
 		lk := tg.Dialect.Lock()
+		var selStmt, updStmt *sql.Stmt // for the transaction; a dedicated connection runs text
+		if lk.Begin == "" {
+			selStmt, updStmt = prepare(b, tg.DB, stmts.LoadLocked), prepare(b, tg.DB, upd)
+		}
 		key := visit.HashToken(other.Token())
 		now := tg.Dialect.EncodeTime(time.Now().UTC().Truncate(time.Microsecond))
 		at := time.Now().Add(time.Hour)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"unsafe"
 
 	"github.com/visitsession/visitsession/internal/codec"
 )
@@ -48,5 +49,13 @@ func TestCheckedDataThatDoesNotDecode(t *testing.T) {
 	}
 	if err := st.enter(context.Background(), sess, "save", true); err != nil {
 		t.Fatalf("a session with undecodable data refuses a write: %v", err)
+	}
+}
+
+// TestSessionSize holds a Session to the 256-byte allocation size class
+// that every load allocates it in; the next class is 288 bytes.
+func TestSessionSize(t *testing.T) {
+	if n := unsafe.Sizeof(Session{}); n > 256 {
+		t.Fatalf("Session is %d bytes, over 256", n)
 	}
 }

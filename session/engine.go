@@ -133,9 +133,10 @@ func scannedInt64(src any) (int64, error) {
 	case int32:
 		return int64(v), nil
 	case uint64:
-		if v <= math.MaxInt64 {
-			return int64(v), nil
+		if v > math.MaxInt64 {
+			return 0, fmt.Errorf("%d out of range", v)
 		}
+		return int64(v), nil
 	case []byte:
 		return strconv.ParseInt(string(v), 10, 64)
 	case string:

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"math"
 	"testing"
-	"unsafe"
 )
 
 func TestScannedData(t *testing.T) {
@@ -54,13 +53,5 @@ func TestScannedInt64(t *testing.T) {
 		if (err == nil) != c.ok || got != c.want {
 			t.Errorf("scannedInt64(%#v) = %d, %v; want %d, ok %v", c.src, got, err, c.want, c.ok)
 		}
-	}
-}
-
-// TestSessionSize holds a Session to the 256-byte allocation size class
-// that every load allocates it in; the next class is 288 bytes.
-func TestSessionSize(t *testing.T) {
-	if n := unsafe.Sizeof(Session{}); n > 256 {
-		t.Fatalf("Session is %d bytes, over 256", n)
 	}
 }

@@ -28,7 +28,7 @@ type Session struct {
 	ctx     context.Context
 	loadErr error
 
-	token   string // cookie token; "" until the session is first written
+	token   string // cookie token, "" until the session is first written; while lazy, the token to load
 	key     string // stored key of token; "" when no row exists
 	created time.Time
 	expiry  time.Time

@@ -16,12 +16,12 @@ func TestLoadReadErrors(t *testing.T) {
 	errRead := errors.New("connection reset while reading the row")
 	for _, c := range []struct {
 		name string
-		set  func(m *mocked, tok, key string)
+		set  func(m *mocked, key string)
 	}{
-		{"row", func(m *mocked, tok, key string) {
+		{"row", func(m *mocked, key string) {
 			m.expectLoad(key, epoch).WillReturnRows(m.rows(live(3, map[string]any{"k": "v"})).RowError(0, errRead))
 		}},
-		{"close", func(m *mocked, tok, key string) {
+		{"close", func(m *mocked, key string) {
 			m.expectLoad(key, epoch).WillReturnRows(m.rows(live(3, map[string]any{"k": "v"})).CloseError(errRead))
 		}},
 	} {
@@ -29,7 +29,7 @@ func TestLoadReadErrors(t *testing.T) {
 			eachDialect(t, func(t *testing.T, m *mocked) {
 				st := m.open()
 				tok, key := newToken()
-				c.set(m, tok, key)
+				c.set(m, key)
 				s, err := st.Load(context.Background(), tok)
 				if !errors.Is(err, errRead) || errors.Is(err, session.ErrCorrupt) {
 					t.Fatalf("Load error = %v; want the read error", err)

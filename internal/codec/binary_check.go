@@ -62,7 +62,8 @@ func (binaryCodec) Check(data []byte, index []uint32) (n int, ok bool) {
 		if off >= len(data) {
 			return 0, false
 		}
-		// A key shorter than 128 bytes, the usual case, is read here.
+		// A key shorter than 128 bytes, the usual case, is read here:
+		// walker.bytes is too large to be inlined.
 		if l := int(data[off]); l < 0x80 && l < len(data)-off {
 			k, off = data[off+1:off+1+l], off+1+l
 		} else if k, off = w.bytes(off); off < 0 {
