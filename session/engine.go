@@ -204,10 +204,15 @@ func (s *Store) decodeFailed(err error) error {
 
 // encodeSession returns the data to store for sess: the data it was
 // loaded with while that still stands for its values (it decodes to them),
-// or else its values encoded.
+// or its base patched with its changes, or else its values encoded.
 func (s *Store) encodeSession(sess *Session) ([]byte, error) {
-	if sess.raw != nil {
+	if sess.rawStands() {
 		return sess.raw, nil
+	}
+	if sess.raw != nil && s.patcher != nil && !sess.cleared && len(sess.changes) > 0 && len(sess.values) > 0 {
+		if data, ok := s.patcher.Patch(sess.raw, sess.changes, sess.values); ok {
+			return s.fits(data)
+		}
 	}
 	return s.encode(sess.values)
 }
@@ -222,6 +227,11 @@ func (s *Store) encode(values map[string]any) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	return s.fits(data)
+}
+
+// fits returns data, or ErrTooLarge past the size limit.
+func (s *Store) fits(data []byte) ([]byte, error) {
 	if len(data) > s.cfg.maxSize {
 		s.counters.tooLarge.Add(1)
 		return nil, fmt.Errorf("%w: %d bytes, maximum %d", ErrTooLarge, len(data), s.cfg.maxSize)
@@ -346,11 +356,15 @@ func (sess *Session) resetChanges() {
 	sess.cleared = false
 }
 
-// rebase replaces the session's values by fresh ones with this request's
-// own changes applied on top.
-func (sess *Session) rebase(fresh map[string]any) {
+// rebase replaces the session's values by fresh ones, decoded from data,
+// with this request's own changes applied on top; data becomes the base of
+// the next save.
+func (sess *Session) rebase(fresh map[string]any, data []byte) {
+	sess.dropRaw()
 	if sess.cleared || fresh == nil {
 		fresh = make(map[string]any, len(sess.changes))
+	} else if len(data) > 0 {
+		sess.raw, sess.rawDecoded = data, true
 	}
 	for k, set := range sess.changes {
 		if set {
@@ -360,7 +374,6 @@ func (sess *Session) rebase(fresh map[string]any) {
 		}
 	}
 	sess.values = fresh
-	sess.dropRaw()
 }
 
 func (s *Store) insert(ctx context.Context, sess *Session, now time.Time) error {
@@ -379,7 +392,7 @@ func (s *Store) insert(ctx context.Context, sess *Session, now time.Time) error 
 		if err == nil {
 			sess.token, sess.key, sess.exists = tok, key, true
 			sess.created, sess.expiry, sess.version = now, exp, 1
-			sess.resetChanges()
+			sess.wrote(data)
 			s.counters.inserts.Add(1)
 			return nil
 		}
@@ -430,7 +443,7 @@ func (s *Store) saveMerge(ctx context.Context, sess *Session, now time.Time) err
 			if exp.After(sess.expiry) {
 				sess.expiry = exp
 			}
-			sess.resetChanges()
+			sess.wrote(data)
 			s.counters.updates.Add(1)
 			return nil
 		}
@@ -505,7 +518,7 @@ func (s *Store) rebaseFromStore(ctx context.Context, sess *Session, attempt int,
 	if derr != nil {
 		fresh = nil // the request's changes replace undecodable data
 	}
-	sess.rebase(fresh)
+	sess.rebase(fresh, r.data)
 	sess.version, sess.expiry = r.version, r.expiry
 	return nil
 }
@@ -543,7 +556,7 @@ func (s *Store) saveAny(ctx context.Context, sess *Session, now time.Time) error
 	if exp.After(sess.expiry) {
 		sess.expiry = exp
 	}
-	sess.resetChanges()
+	sess.wrote(data)
 	s.counters.updates.Add(1)
 	return nil
 }
@@ -746,7 +759,7 @@ func (s *Store) renew(ctx context.Context, sess *Session, now time.Time, tx *sql
 			if exp.After(sess.expiry) {
 				sess.expiry = exp
 			}
-			sess.resetChanges()
+			sess.wrote(data)
 			return from, nil
 		}
 		if tx != nil || q != nil {

@@ -209,9 +209,9 @@ func (s *Store) saveLocked(ctx context.Context, sess *Session, now time.Time) er
 	changed := sess.changedLocked()
 	oldExpiry := sess.expiry
 	var exp time.Time
+	var data []byte
 	var err error
 	if changed {
-		var data []byte
 		if data, err = s.encodeSession(sess); err == nil {
 			exp = s.expiryFor(now, sess.created)
 			e := s.d.EncodeTime(exp)
@@ -244,7 +244,7 @@ func (s *Store) saveLocked(ctx context.Context, sess *Session, now time.Time) er
 		if exp.After(sess.expiry) {
 			sess.expiry = exp
 		}
-		sess.resetChanges()
+		sess.wrote(data)
 		s.counters.updates.Add(1)
 	}
 	return nil

@@ -35,10 +35,12 @@ type Session struct {
 	version int64
 
 	values map[string]any
-	// raw is the loaded data while it stands for values: the codec has
-	// checked it whole, and nothing has been changed or listed since.
-	// Reads decode just the value they ask for from it; the first change,
-	// listing or read past maxRawReads decodes it into values.
+	// raw is data the codec has checked whole: the session's loaded or
+	// last written data. Until rawDecoded is set it stands for values,
+	// which is nil: reads decode just the value they ask for from it, and
+	// the first change, listing or read past maxRawReads decodes it into
+	// values. Once decoded it is what values held before changes, and a
+	// save writes its new data by patching it (codec.Patcher).
 	raw      []byte
 	rawLen   int32                // number of values in raw
 	rawReads int32                // values read from raw so far
@@ -50,11 +52,12 @@ type Session struct {
 
 	lock *heldLock // locked mode: the transaction holding the row lock
 
-	lazy      bool // the load waits for the first use
-	exists    bool // a row exists under key
-	cleared   bool // Clear was called since the last save
-	destroyed bool // Destroy ended the session in this request
-	renewed   bool // Renew gave the session a new token in this request
+	lazy       bool // the load waits for the first use
+	rawDecoded bool // values holds raw's values, with changes on top
+	exists     bool // a row exists under key
+	cleared    bool // Clear was called since the last save
+	destroyed  bool // Destroy ended the session in this request
+	renewed    bool // Renew gave the session a new token in this request
 }
 
 // maxRawReads is how many values a session reads one by one from its
@@ -71,7 +74,7 @@ const rawIndexSize = 14
 
 // lookupLocked returns the value under key. It must be called with mu held.
 func (s *Session) lookupLocked(key string) (any, bool) {
-	if s.raw != nil && s.rawReads < maxRawReads {
+	if s.rawStands() && s.rawReads < maxRawReads {
 		s.rawReads++
 		if v, ok, err := s.store.indexed.Lookup(s.raw, s.rawIndex[:], key); err == nil {
 			return v, ok
@@ -82,29 +85,49 @@ func (s *Session) lookupLocked(key string) (any, bool) {
 	return v, ok
 }
 
-// decodeRaw turns the loaded data into values, if still undecoded. It must
-// be called with mu held.
+// rawStands reports whether raw stands for the session's values, not yet
+// decoded.
+func (s *Session) rawStands() bool { return s.raw != nil && !s.rawDecoded }
+
+// decodeRaw turns the loaded data into values, if still undecoded, and
+// keeps it as the base of the next save. It must be called with mu held.
 func (s *Session) decodeRaw() {
-	if s.raw == nil {
+	if !s.rawStands() {
 		return
 	}
 	values, err := s.store.decode(s.raw)
-	s.dropRaw()
-	if err != nil && s.loadErr == nil {
-		// Checked data that does not decode after all is reported as
-		// a load of undecodable data is: the session is empty, and a
-		// save replaces the data.
-		s.loadErr = fmt.Errorf("session: load: %w", err)
+	if err != nil {
+		s.dropRaw()
+		if s.loadErr == nil {
+			// Checked data that does not decode after all is reported
+			// as a load of undecodable data is: the session is empty,
+			// and a save replaces the data.
+			s.loadErr = fmt.Errorf("session: load: %w", err)
+		}
+	} else {
+		s.rawDecoded, s.rawLen, s.rawReads = true, 0, 0
 	}
 	s.values = values
 }
 
-// dropRaw forgets the loaded data, once values stand for the session.
-func (s *Session) dropRaw() { s.raw, s.rawLen, s.rawReads = nil, 0, 0 }
+// dropRaw forgets the loaded data, once values alone stand for the session.
+func (s *Session) dropRaw() { s.raw, s.rawDecoded, s.rawLen, s.rawReads = nil, false, 0, 0 }
+
+// wrote records that data, the encoding of the session's values, was
+// written: the changes are saved, and data becomes the base of the next
+// save, unless the session still reads its values from raw, which data
+// then is.
+func (s *Session) wrote(data []byte) {
+	s.resetChanges()
+	if s.rawStands() {
+		return
+	}
+	s.raw, s.rawDecoded, s.rawLen, s.rawReads = data, data != nil, 0, 0
+}
 
 // lenLocked returns the number of values. It must be called with mu held.
 func (s *Session) lenLocked() int {
-	if s.raw != nil {
+	if s.rawStands() {
 		return int(s.rawLen)
 	}
 	return len(s.values)
@@ -243,6 +266,10 @@ func (s *Session) Values() map[string]any {
 // Set stores value under key. The codec must support the value's type;
 // the default codec takes the common types and anything registered with
 // gob.Register.
+//
+// A save writes what Set, Delete, Pop and Clear changed: a value changed in
+// place, such as a slice that Get returned, is saved only when given to Set
+// again.
 func (s *Session) Set(key string, value any) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

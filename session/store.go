@@ -25,6 +25,7 @@ type Store struct {
 	d       dialect.Dialect
 	cfg     config
 	indexed codec.Indexed // the codec, when it can check data whole and read values one by one
+	patcher codec.Patcher // the codec, when it can write a save's data by patching the loaded data
 	// freshBytes: the driver gives each scanned []byte a slice of its
 	// own, which a load keeps without copying (dialect.FreshBytes).
 	freshBytes bool
@@ -92,6 +93,7 @@ func Open(ctx context.Context, db *sql.DB, d dialect.Dialect, opts ...Option) (*
 	}
 	s := &Store{db: db, d: d, cfg: cfg}
 	s.indexed, _ = cfg.codec.(codec.Indexed)
+	s.patcher, _ = cfg.codec.(codec.Patcher)
 	s.freshBytes = dialect.FreshBytes(db.Driver())
 	s.stmts = statements{
 		load: stmt{query: sql.Load}, loadLocked: stmt{query: sql.LoadLocked}, insert: stmt{query: sql.Insert},

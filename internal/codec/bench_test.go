@@ -3,6 +3,7 @@ package codec
 import (
 	"bytes"
 	"encoding/gob"
+	"maps"
 	"testing"
 )
 
@@ -115,6 +116,26 @@ func BenchmarkBinaryLookupLastOf10Keys(b *testing.B) {
 	for b.Loop() {
 		if _, ok, err := (binaryCodec{}).Lookup(data, index, "user_id"); !ok || err != nil {
 			b.Fatal(ok, err)
+		}
+	}
+}
+
+// BenchmarkBinaryPatch10Keys writes the data of a ten-key session of which
+// one value changed, from its stored data: what a save of that change
+// encodes, beside BenchmarkBinaryEncode10Keys.
+func BenchmarkBinaryPatch10Keys(b *testing.B) {
+	base := tenKeySession()
+	data, err := Binary().Encode(base)
+	if err != nil {
+		b.Fatal(err)
+	}
+	values := maps.Clone(base)
+	values["user_id"] = int64(4_815_162_343)
+	changes := map[string]bool{"user_id": true}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, ok := (binaryCodec{}).Patch(data, changes, values); !ok {
+			b.Fatal("not patched")
 		}
 	}
 }

@@ -21,6 +21,7 @@ func FuzzBinaryDecode(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		checkDecode(t, Binary(), data)
 		checkIndexed(t, data)
+		checkPatched(t, data)
 	})
 }
 
