@@ -25,8 +25,6 @@ import (
 // interpolateParams. The sweeper batches with ORDER BY expiry LIMIT n.
 func MySQL() Dialect { return mysqlDialect }
 
-const mysqlTimeLayout = "2006-01-02 15:04:05.000000"
-
 var mysqlDialect = newDialect(spec{
 	name:        "mysql",
 	placeholder: sq.Question,
@@ -49,7 +47,7 @@ var mysqlDialect = newDialect(spec{
 	indexInTable: true,
 	prepare:      true,
 	lockSuffix:   "FOR UPDATE",
-	encodeTime:   func(t time.Time) any { return t.UTC().Format(mysqlTimeLayout) },
+	encodeTime:   func(t time.Time) any { return formatMySQLTime(t) },
 	decodeTime: func(src any) (time.Time, error) {
 		switch v := src.(type) {
 		case time.Time:
@@ -57,7 +55,7 @@ var mysqlDialect = newDialect(spec{
 			// the DSN's loc; the wall clock is UTC.
 			return time.Date(v.Year(), v.Month(), v.Day(), v.Hour(), v.Minute(), v.Second(), v.Nanosecond(), time.UTC), nil
 		case []byte:
-			return parseUTC(string(v))
+			return parseMySQLTime(v)
 		case string:
 			return parseUTC(v)
 		}
@@ -109,12 +107,3 @@ var mysqlDialect = newDialect(spec{
 		}
 	},
 })
-
-// parseUTC reads a DATETIME literal as a UTC instant.
-func parseUTC(s string) (time.Time, error) {
-	t, err := time.ParseInLocation("2006-01-02 15:04:05.999999999", s, time.UTC)
-	if err != nil {
-		return time.Time{}, fmt.Errorf("dialect: time %q: %w", s, err)
-	}
-	return t, nil
-}
