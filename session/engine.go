@@ -203,17 +203,24 @@ func (s *Store) decodeFailed(err error) error {
 }
 
 // encodeSession returns the data to store for sess: the data it was
-// loaded with while that still stands for its values (it decodes to them),
-// or its base patched with its changes, or else its values encoded.
+// loaded with while that stands for its values unchanged, or that data
+// patched with the session's changes, or else its values encoded whole.
 func (s *Store) encodeSession(sess *Session) ([]byte, error) {
-	if sess.rawStands() {
+	lazy := sess.rawStands()
+	if lazy && len(sess.changes) == 0 {
 		return sess.raw, nil
 	}
-	if sess.raw != nil && s.patcher != nil && !sess.cleared && len(sess.changes) > 0 && len(sess.values) > 0 {
-		if data, ok := s.patcher.Patch(sess.raw, sess.changes, sess.values); ok {
+	if sess.raw != nil && s.patcher != nil && !sess.cleared && len(sess.changes) > 0 {
+		// A decoded session knows how many values the data must hold;
+		// one that reads them from raw has them checked by the codec.
+		if data, n, ok := s.patcher.Patch(sess.raw, sess.changes, sess.values); ok && (lazy || n == len(sess.values)) {
+			if n == 0 {
+				return nil, nil
+			}
 			return s.fits(data)
 		}
 	}
+	sess.decodeRaw()
 	return s.encode(sess.values)
 }
 

@@ -34,13 +34,16 @@ type Session struct {
 	expiry  time.Time
 	version int64
 
+	// values holds the session's values; while raw stands for them, only
+	// those set since the last save.
 	values map[string]any
 	// raw is data the codec has checked whole: the session's loaded or
-	// last written data. Until rawDecoded is set it stands for values,
-	// which is nil: reads decode just the value they ask for from it, and
-	// the first change, listing or read past maxRawReads decodes it into
-	// values. Once decoded it is what values held before changes, and a
-	// save writes its new data by patching it (codec.Patcher).
+	// last written data. Until rawDecoded is set it stands for the values
+	// with changes on top: reads decode just the value they ask for from
+	// it, changes go to values and changes, and listing, a read past
+	// maxRawReads or a save the codec cannot patch decodes it into values.
+	// Once decoded it is what values held before changes. A save writes
+	// its new data by patching raw with the changes (codec.Patcher).
 	raw      []byte
 	rawLen   int32                // number of values in raw
 	rawReads int32                // values read from raw so far
@@ -74,10 +77,16 @@ const rawIndexSize = 14
 
 // lookupLocked returns the value under key. It must be called with mu held.
 func (s *Session) lookupLocked(key string) (any, bool) {
-	if s.rawStands() && s.rawReads < maxRawReads {
-		s.rawReads++
-		if v, ok, err := s.store.indexed.Lookup(s.raw, s.rawIndex[:], key); err == nil {
-			return v, ok
+	if s.rawStands() {
+		if set, changed := s.changes[key]; changed {
+			v, ok := s.values[key]
+			return v, set && ok
+		}
+		if s.rawReads < maxRawReads {
+			s.rawReads++
+			if v, ok, err := s.store.indexed.Lookup(s.raw, s.rawIndex[:], key); err == nil {
+				return v, ok
+			}
 		}
 	}
 	s.decodeRaw()
@@ -85,12 +94,20 @@ func (s *Session) lookupLocked(key string) (any, bool) {
 	return v, ok
 }
 
+// rawHas reports whether raw, standing for the values, holds key. It must
+// be called with mu held.
+func (s *Session) rawHas(key string) bool {
+	_, ok, err := s.store.indexed.Lookup(s.raw, s.rawIndex[:], key)
+	return ok && err == nil
+}
+
 // rawStands reports whether raw stands for the session's values, not yet
 // decoded.
 func (s *Session) rawStands() bool { return s.raw != nil && !s.rawDecoded }
 
-// decodeRaw turns the loaded data into values, if still undecoded, and
-// keeps it as the base of the next save. It must be called with mu held.
+// decodeRaw turns the loaded data into values, if still undecoded, with
+// the changes made since on top, and keeps it as the base of the next
+// save. It must be called with mu held.
 func (s *Session) decodeRaw() {
 	if !s.rawStands() {
 		return
@@ -100,12 +117,22 @@ func (s *Session) decodeRaw() {
 		s.dropRaw()
 		if s.loadErr == nil {
 			// Checked data that does not decode after all is reported
-			// as a load of undecodable data is: the session is empty,
-			// and a save replaces the data.
+			// as a load of undecodable data is: the session holds only
+			// what was set since, and a save replaces the data.
 			s.loadErr = fmt.Errorf("session: load: %w", err)
 		}
 	} else {
 		s.rawDecoded, s.rawLen, s.rawReads = true, 0, 0
+	}
+	if values == nil && len(s.changes) > 0 {
+		values = make(map[string]any, len(s.changes))
+	}
+	for k, set := range s.changes {
+		if set {
+			values[k] = s.values[k]
+		} else {
+			delete(values, k)
+		}
 	}
 	s.values = values
 }
@@ -115,22 +142,45 @@ func (s *Session) dropRaw() { s.raw, s.rawDecoded, s.rawLen, s.rawReads = nil, f
 
 // wrote records that data, the encoding of the session's values, was
 // written: the changes are saved, and data becomes the base of the next
-// save, unless the session still reads its values from raw, which data
-// then is.
+// save. A session reading its values from raw goes on reading them from
+// data, once the codec has indexed it; the values it set stay in values,
+// unused, so that changes restored after a rolled-back renewal still
+// find theirs.
 func (s *Session) wrote(data []byte) {
+	lazy := s.rawStands() && len(s.changes) > 0
 	s.resetChanges()
-	if s.rawStands() {
+	if !lazy {
+		if !s.rawStands() {
+			s.raw, s.rawDecoded, s.rawLen, s.rawReads = data, data != nil, 0, 0
+		}
 		return
 	}
-	s.raw, s.rawDecoded, s.rawLen, s.rawReads = data, data != nil, 0, 0
+	if n, ok := s.store.indexed.Check(data, s.rawIndex[:]); ok && len(data) > 0 {
+		s.raw, s.rawLen, s.rawReads = data, int32(n), 0
+		return
+	}
+	values, err := s.store.decode(data)
+	if err != nil {
+		values = maps.Clone(s.values) // what was written is what values hold
+	}
+	s.values = values
+	s.raw, s.rawDecoded, s.rawLen, s.rawReads = data, err == nil && data != nil, 0, 0
 }
 
 // lenLocked returns the number of values. It must be called with mu held.
 func (s *Session) lenLocked() int {
-	if s.rawStands() {
-		return int(s.rawLen)
+	if !s.rawStands() {
+		return len(s.values)
 	}
-	return len(s.values)
+	n := int(s.rawLen)
+	for k, set := range s.changes {
+		if in := s.rawHas(k); set && !in {
+			n++
+		} else if !set && in {
+			n--
+		}
+	}
+	return n
 }
 
 // heldLock is the open transaction of a locked-mode session.
@@ -274,7 +324,6 @@ func (s *Session) Set(key string, value any) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.ensure()
-	s.decodeRaw()
 	if s.values == nil {
 		s.values = make(map[string]any)
 	}
@@ -290,14 +339,17 @@ func (s *Session) Delete(key string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.ensure()
-	s.decodeRaw()
 	s.deleteLocked(key)
 }
 
 // deleteLocked removes key, recording the change. It must be called with
 // mu held.
 func (s *Session) deleteLocked(key string) {
-	if _, ok := s.values[key]; !ok {
+	if s.rawStands() {
+		if set, changed := s.changes[key]; !set && (changed || !s.rawHas(key)) {
+			return
+		}
+	} else if _, ok := s.values[key]; !ok {
 		return
 	}
 	delete(s.values, key)
@@ -312,8 +364,7 @@ func (s *Session) Pop(key string) any {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.ensure()
-	s.decodeRaw()
-	v, ok := s.values[key]
+	v, ok := s.lookupLocked(key)
 	if ok {
 		s.deleteLocked(key)
 	}

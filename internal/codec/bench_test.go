@@ -134,7 +134,7 @@ func BenchmarkBinaryPatch10Keys(b *testing.B) {
 	changes := map[string]bool{"user_id": true}
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, ok := (binaryCodec{}).Patch(data, changes, values); !ok {
+		if _, _, ok := (binaryCodec{}).Patch(data, changes, values); !ok {
 			b.Fatal("not patched")
 		}
 	}

@@ -10,37 +10,38 @@ import (
 // changed. A store uses it to save a session of which a request set or
 // deleted a few values: the others are copied as they are stored.
 type Patcher interface {
-	// Patch returns data that decodes to values, given that base decodes
-	// to values as they were before changes: each key of changes was set
-	// (true), to its value in values, or deleted (false). For a base that
-	// Encode wrote, the result is what Encode(values) returns. ok is
-	// false when Patch cannot derive the data (base does not check, holds
-	// a value only decoding can vouch for, or disagrees with values; a
-	// changed value does not encode; a limit is passed): the caller must
-	// then Encode values, which reports any error.
-	Patch(base []byte, changes map[string]bool, values map[string]any) (data []byte, ok bool)
+	// Patch returns the data of base's values with changes applied: each
+	// key of changes set (true) to its value in values, which holds at
+	// least the keys set, or deleted (false). n is the number of values
+	// in data. For a base that Encode wrote, data is what Encode returns
+	// for those values. ok is false when Patch cannot derive the data
+	// (base does not check or holds a value only decoding can vouch for,
+	// a key set is missing from values, a changed value does not encode,
+	// a limit is passed): the caller must then Encode the values, which
+	// reports any error.
+	Patch(base []byte, changes map[string]bool, values map[string]any) (data []byte, n int, ok bool)
 }
 
 var _ Patcher = binaryCodec{}
 
 // Patch walks base with the checks of Check, copying each entry whose key
 // did not change and writing the changed ones from values, in key order.
-func (binaryCodec) Patch(base []byte, changes map[string]bool, values map[string]any) (data []byte, ok bool) {
+func (binaryCodec) Patch(base []byte, changes map[string]bool, values map[string]any) (data []byte, n int, ok bool) {
 	e := encoderPool.Get().(*encoder)
 	defer func() {
 		if recover() != nil {
-			data, ok = nil, false // let Encode tell
+			data, n, ok = nil, 0, false // let Encode tell
 		}
 		e.release()
 	}()
 	return e.patch(base, changes, values)
 }
 
-func (e *encoder) patch(base []byte, changes map[string]bool, values map[string]any) ([]byte, bool) {
+func (e *encoder) patch(base []byte, changes map[string]bool, values map[string]any) ([]byte, int, bool) {
 	w := walker{data: base, values: maxValues}
 	n, off := w.header()
 	if off < 0 {
-		return nil, false
+		return nil, 0, false
 	}
 	e.keys = appendSortedKeys(e.keys[:0], changes)
 	changed := e.keys
@@ -55,12 +56,12 @@ func (e *encoder) patch(base []byte, changes map[string]bool, values map[string]
 		start := off
 		k, voff := w.bytes(off)
 		if voff < 0 || (i > 0 && !keyBefore(prev, k)) {
-			return nil, false
+			return nil, 0, false
 		}
 		prev = k
 		before := w.values
 		if off = w.value(voff, 1); off < 0 {
-			return nil, false
+			return nil, 0, false
 		}
 		replaced := false
 		for next < len(changed) && !replaced {
@@ -73,7 +74,7 @@ func (e *encoder) patch(base []byte, changes map[string]bool, values map[string]
 			e.buf = append(e.buf, base[run:start]...)
 			run = start
 			if !e.put(changed[next], changes, values, &written) {
-				return nil, false
+				return nil, 0, false
 			}
 			next++
 			replaced = c == 0
@@ -88,22 +89,22 @@ func (e *encoder) patch(base []byte, changes map[string]bool, values map[string]
 		written++
 	}
 	if off != len(base) {
-		return nil, false
+		return nil, 0, false
 	}
 	e.buf = append(e.buf, base[run:off]...)
 	for ; next < len(changed); next++ {
 		if !e.put(changed[next], changes, values, &written) {
-			return nil, false
+			return nil, 0, false
 		}
 	}
-	if written != len(values) || e.values > maxValues {
-		return nil, false
+	if e.values > maxValues {
+		return nil, 0, false
 	}
 	var head [room]byte
 	head[0] = formatV1
 	h := 1 + binary.PutUvarint(head[1:], uint64(written))
 	copy(e.buf[room-h:], head[:h])
-	return bytes.Clone(e.buf[room-h:]), true
+	return bytes.Clone(e.buf[room-h:]), written, true
 }
 
 // compareKey compares two keys as strings, deciding on the first byte

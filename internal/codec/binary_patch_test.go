@@ -18,7 +18,7 @@ func checkPatched(t *testing.T, data []byte) {
 	t.Helper()
 	base, err := Binary().Decode(data)
 	if err != nil {
-		if out, ok := (binaryCodec{}).Patch(data, map[string]bool{"k": true}, map[string]any{"k": 1}); ok {
+		if out, _, ok := (binaryCodec{}).Patch(data, map[string]bool{"k": true}, map[string]any{"k": 1}); ok {
 			t.Fatalf("Patch of data that does not decode gave %x", out)
 		}
 		return
@@ -32,7 +32,7 @@ func checkPatched(t *testing.T, data []byte) {
 		last := keys[len(keys)-1]
 		changes[last], values[last] = true, "patched"
 	}
-	out, ok := (binaryCodec{}).Patch(data, changes, values)
+	out, n, ok := (binaryCodec{}).Patch(data, changes, values)
 	if !ok {
 		if _, checked := (binaryCodec{}).Check(data, nil); checked {
 			t.Fatalf("Patch refused data that Check vouches for: %x", data)
@@ -43,8 +43,18 @@ func checkPatched(t *testing.T, data []byte) {
 	if err != nil {
 		t.Fatalf("patched data does not decode: %v\nbase %x\nout  %x", err, data, out)
 	}
-	if !sameValues(got, values) {
-		t.Fatalf("patched data decodes to %v, want %v", got, values)
+	if !sameValues(got, values) || n != len(values) {
+		t.Fatalf("patched data decodes to %v (count %d), want %v", got, n, values)
+	}
+	// Only the keys set need be in values.
+	set := make(map[string]any)
+	for k, isSet := range changes {
+		if isSet {
+			set[k] = values[k]
+		}
+	}
+	if again, n2, ok := (binaryCodec{}).Patch(data, changes, set); !ok || n2 != n || !bytes.Equal(again, out) {
+		t.Fatalf("Patch with the keys set alone gave %x (count %d, %v), want %x", again, n2, ok, out)
 	}
 }
 
@@ -103,7 +113,7 @@ func TestBinaryPatchRandom(t *testing.T) {
 		if err != nil {
 			t.Fatalf("case %d: Encode of the changed values: %v", i, err)
 		}
-		got, ok := (binaryCodec{}).Patch(data, changes, values)
+		got, n, ok := (binaryCodec{}).Patch(data, changes, values)
 		if !ok {
 			if _, checked := (binaryCodec{}).Check(data, nil); checked {
 				t.Fatalf("case %d: Patch refused data that Check vouches for", i)
@@ -111,6 +121,9 @@ func TestBinaryPatchRandom(t *testing.T) {
 			continue
 		}
 		patched++
+		if n != len(values) {
+			t.Fatalf("case %d: Patch counts %d values, want %d", i, n, len(values))
+		}
 		if !bytes.Equal(got, want) && !bytes.Contains(want, []byte("testRecord")) {
 			// Values gob writes afresh may differ in bytes, not in what
 			// they decode to; the others must be Encode's bytes.
@@ -139,7 +152,7 @@ func TestBinaryPatchRefuses(t *testing.T) {
 		return map[string]bool{k: true}, values
 	}
 	changes, values := set("lang", "fr-FR")
-	if _, ok := (binaryCodec{}).Patch(data, changes, values); !ok {
+	if _, _, ok := (binaryCodec{}).Patch(data, changes, values); !ok {
 		t.Fatal("Patch refused a plain change")
 	}
 	unordered := bytes.Clone(data)
@@ -158,11 +171,10 @@ func TestBinaryPatchRefuses(t *testing.T) {
 		{"wrong version", append([]byte{0xB2}, data[1:]...), changes, values},
 		{"keys out of order", unordered, changes, values},
 		{"set key missing from values", data, map[string]bool{"absent": true}, base},
-		{"values beside base and changes", data, changes, map[string]any{"lang": "fr-FR"}},
 		{"unsupported value", data, map[string]bool{"c": true}, map[string]any{"c": chanValue}},
 		{"gob value in base", mustEncode(t, map[string]any{"p": testPoint{X: 1}}), changes, values},
 	} {
-		if out, ok := (binaryCodec{}).Patch(c.data, c.changes, c.values); ok {
+		if out, _, ok := (binaryCodec{}).Patch(c.data, c.changes, c.values); ok {
 			t.Errorf("%s: Patch gave %x", c.name, out)
 		}
 	}
@@ -183,7 +195,7 @@ func TestBinaryPatchAllocs(t *testing.T) {
 	values := maps.Clone(base)
 	values["user_id"] = int64(4_815_162_343)
 	changes := map[string]bool{"user_id": true}
-	if _, ok := (binaryCodec{}).Patch(data, changes, values); !ok {
+	if _, _, ok := (binaryCodec{}).Patch(data, changes, values); !ok {
 		t.Fatal("not patched")
 	}
 	// Only the result is allocated.
