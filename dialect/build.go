@@ -37,9 +37,15 @@ type spec struct {
 	// to keep them on the primary key: MariaDB's optimizer may pick the
 	// expiry index on small tables and lock a range, which deadlocks
 	// against locked-mode readers.
-	keyHint      string
-	lockSuffix   string
-	lock         Lock
+	keyHint    string
+	lockSuffix string
+	// takeLock makes the locked mode's transaction take the database's
+	// write lock with a write that changes no row (Statements.TakeLock).
+	takeLock bool
+	lock     Lock
+	// ddl opens and closes the transaction of a migration, when the
+	// database needs a statement of its own for it (DDLTransaction).
+	ddl          Lock
 	encodeTime   func(time.Time) any
 	decodeTime   func(any) (time.Time, error)
 	classify     func(error) Class
@@ -75,7 +81,7 @@ func (d *sqlDialect) Lock() Lock             { return d.lock }
 func (d *sqlDialect) Prepare() bool          { return d.prepare }
 func (d *sqlDialect) TransactionalDDL() bool { return d.transactional }
 func (d *sqlDialect) DDLTransaction() (begin, commit, rollback string) {
-	return d.lock.Begin, d.lock.Commit, d.lock.Rollback
+	return d.ddl.Begin, d.ddl.Commit, d.ddl.Rollback
 }
 
 // Quote quotes each dot-separated part of name.
@@ -132,9 +138,14 @@ func (d *sqlDialect) Statements(t visit.Table) (Statements, error) {
 	if d.lockSuffix != "" {
 		loadLocked = load.Suffix(d.lockSuffix)
 	}
+	takeLock := ""
+	if d.takeLock {
+		takeLock = sqlOf(d.b.Update(n.table).Set(n.version, sq.Expr(n.version)).Where("0"))
+	}
 	return Statements{
 		Load:       sqlOf(load),
 		LoadLocked: sqlOf(loadLocked),
+		TakeLock:   takeLock,
 		Insert: sqlOf(d.b.Insert(n.table).Columns(n.key, n.data, n.created, n.expiry, n.version).
 			Values(nil, nil, nil, nil, sq.Expr("1"))),
 		Update: sqlOf(d.b.Update(byKeyTable).Set(n.data, nil).Set(n.expiry, forwardExpiry).Set(n.version, bump).

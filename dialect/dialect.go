@@ -75,9 +75,12 @@ func (c Class) String() string {
 // Lock describes how the locked concurrency mode holds a row.
 type Lock struct {
 	// Begin, when not empty, is the statement that opens the locking
-	// transaction on a dedicated connection (SQLite's "BEGIN IMMEDIATE"),
-	// closed with Commit or Rollback. When empty, the engine uses a
-	// database/sql transaction.
+	// transaction on a dedicated connection, closed with Commit or
+	// Rollback, for a database whose lock only such a statement takes.
+	// When empty, the engine uses a database/sql transaction, which runs
+	// the statements prepared once per connection, and takes the lock with
+	// LoadLocked, after Statements.TakeLock when there is one. The built-in
+	// dialects leave it empty.
 	Begin string
 	// Commit and Rollback close a transaction opened with Begin.
 	Commit, Rollback string
@@ -98,6 +101,12 @@ type Statements struct {
 	// LoadLocked is Load that also locks the row until the transaction
 	// ends (FOR UPDATE where the database has it).
 	LoadLocked string
+	// TakeLock, when not empty, is the first statement of the locked
+	// mode's transaction, before LoadLocked, for a database where
+	// LoadLocked takes no lock: on SQLite, an UPDATE that changes no row
+	// but takes the database's write lock, as BEGIN IMMEDIATE does, so
+	// that the transaction never has to turn a read into a write. No args.
+	TakeLock string
 	// Insert creates a session with version 1: args key, data, created,
 	// expiry.
 	Insert string

@@ -21,8 +21,11 @@ import (
 // text timestamps left by older writers into that form. Use a DSN that
 // sets busy_timeout and WAL for every pooled connection, as
 // [SQLiteFileDSN] returns.
-// The locked mode opens BEGIN IMMEDIATE on a dedicated connection, taking
-// the database's write lock. The sweeper batches through a rowid subquery.
+// The locked mode's transaction takes the database's write lock with its
+// first statement, an UPDATE that changes no row (Statements.TakeLock), as
+// BEGIN IMMEDIATE would, in a database/sql transaction that runs the
+// statements prepared once per connection. Migrations run in BEGIN
+// IMMEDIATE. The sweeper batches through a rowid subquery.
 func SQLite() Dialect { return sqliteDialect }
 
 // SQLite result codes (primary codes are the low byte of extended codes).
@@ -55,7 +58,8 @@ var sqliteDialect = newDialect(spec{
 	schemaOnIndex:    true,
 	transactional:    true,
 	prepare:          true,
-	lock:             Lock{Begin: "BEGIN IMMEDIATE", Commit: "COMMIT", Rollback: "ROLLBACK"},
+	takeLock:         true,
+	ddl:              Lock{Begin: "BEGIN IMMEDIATE", Commit: "COMMIT", Rollback: "ROLLBACK"},
 	encodeTime:       func(t time.Time) any { return t.UnixMicro() },
 	decodeTime: func(src any) (time.Time, error) {
 		switch v := src.(type) {

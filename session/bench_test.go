@@ -204,12 +204,12 @@ func BenchmarkSave(b *testing.B) {
 // BenchmarkLockedCycle measures a request's work in Locked mode — the
 // locking load, a change and the save — beside its own limit: the bare
 // transaction of the same statements through the same driver and pool
-// (the dialect's BEGIN, or database/sql's, the locking SELECT of the row,
-// a single-row UPDATE of data and expiry, COMMIT), as plain database/sql
-// code would run it: in a *sql.Tx through statements prepared once, as
-// the engine runs it on PostgreSQL and MariaDB, or as text on a dedicated
-// connection for a dialect whose BEGIN takes the lock (SQLite's BEGIN
-// IMMEDIATE), which database/sql cannot run prepared statements on.
+// (database/sql's BEGIN, the dialect's TakeLock where it has one, the
+// locking SELECT of the row, a single-row UPDATE of data and expiry,
+// COMMIT), as plain database/sql code would run it: in a *sql.Tx through
+// statements prepared once, as the engine runs it; or, for a dialect whose
+// own BEGIN takes the lock, as text on a dedicated connection, which
+// database/sql cannot run prepared statements on.
 func BenchmarkLockedCycle(b *testing.B) {
 	benchTargets(b, func(b *testing.B, tg *testdb.Target) {
 		st, tab, tok := benchStore(b, tg, session.WithMode(session.Locked))
@@ -222,9 +222,12 @@ func BenchmarkLockedCycle(b *testing.B) {
 		stmts, _ := tg.Dialect.Statements(tab)
 		upd := bareUpdate(b, tg, tab)
 		lk := tg.Dialect.Lock()
-		var selStmt, updStmt *sql.Stmt // for the transaction; a dedicated connection runs text
+		var takeStmt, selStmt, updStmt *sql.Stmt // for the transaction; a dedicated connection runs text
 		if lk.Begin == "" {
 			selStmt, updStmt = prepare(b, tg.DB, stmts.LoadLocked), prepare(b, tg.DB, upd)
+			if stmts.TakeLock != "" {
+				takeStmt = prepare(b, tg.DB, stmts.TakeLock)
+			}
 		}
 		key := visit.HashToken(other.Token())
 		now := tg.Dialect.EncodeTime(time.Now().UTC().Truncate(time.Microsecond))
@@ -248,6 +251,11 @@ func BenchmarkLockedCycle(b *testing.B) {
 				tx, err := tg.DB.BeginTx(ctx, nil)
 				if err != nil {
 					b.Fatal(err)
+				}
+				if takeStmt != nil {
+					if _, err = tx.StmtContext(ctx, takeStmt).ExecContext(ctx); err != nil {
+						b.Fatal(err)
+					}
 				}
 				if err = tx.StmtContext(ctx, selStmt).QueryRowContext(ctx, key, now).Scan(&data, &created, &expiry, &version); err == nil {
 					data[0] = byte(i)

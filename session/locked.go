@@ -59,10 +59,10 @@ func (s *Store) loadLocked(ctx context.Context, sess *Session, tok, key string, 
 	}
 }
 
-// lockRow begins the locking transaction under ctx and runs the locking
-// load (and, on a dedicated connection, the statement that opens the
-// transaction, which takes SQLite's write lock) under the context that
-// startWait returns once a connection is held. With found, the transaction
+// lockRow begins the locking transaction under ctx and runs the
+// statements that take the lock (the dialect's TakeLock, or on a dedicated
+// connection the statement that opens the transaction) and the locking
+// load under the context that startWait returns once a connection is held. With found, the transaction
 // stays open and is returned, holding the lock of the session reached from
 // tok and key (a forward leads elsewhere, see readSession), whose token
 // and key are returned; otherwise it has been ended and its connection
@@ -76,7 +76,13 @@ func (s *Store) lockRow(ctx context.Context, startWait func() context.Context, t
 		if h.tx, err = s.db.BeginTx(ctx, nil); err != nil {
 			return nil, "", "", false, err
 		}
-		*r, atTok, atKey, found, err = s.readSession(startWait(), h.tx, nil, &s.stmts.loadLocked, tok, key, now)
+		lockCtx := startWait()
+		if s.stmts.takeLock.query != "" {
+			_, err = s.exec(lockCtx, h.tx, nil, &s.stmts.takeLock)
+		}
+		if err == nil {
+			*r, atTok, atKey, found, err = s.readSession(lockCtx, h.tx, nil, &s.stmts.loadLocked, tok, key, now)
+		}
 	} else {
 		if h.conn, err = s.db.Conn(ctx); err != nil {
 			return nil, "", "", false, err

@@ -24,7 +24,8 @@ const (
 	// keys can be lost.
 	LastWriteWins
 	// Locked is pessimistic: Load takes the row lock (SELECT ... FOR UPDATE,
-	// or BEGIN IMMEDIATE on SQLite) and holds it until Save or Release, so
+	// or on SQLite the database's write lock, which an UPDATE of no row takes
+	// at the start of the transaction) and holds it until Save or Release, so
 	// read-modify-write sequences such as counters serialize. It holds a
 	// connection for the whole request.
 	Locked

@@ -44,11 +44,11 @@ type stmt struct {
 }
 
 type statements struct {
-	load, loadLocked, insert, update, updateAny, renew, touch, end, del, forward stmt
+	load, loadLocked, takeLock, insert, update, updateAny, renew, touch, end, del, forward stmt
 }
 
 func (st *statements) all() []*stmt {
-	return []*stmt{&st.load, &st.loadLocked, &st.insert, &st.update, &st.updateAny, &st.renew, &st.touch, &st.end, &st.del, &st.forward}
+	return []*stmt{&st.load, &st.loadLocked, &st.takeLock, &st.insert, &st.update, &st.updateAny, &st.renew, &st.touch, &st.end, &st.del, &st.forward}
 }
 
 // Open returns a Store over the visit table of db, spelled in dialect d.
@@ -96,15 +96,15 @@ func Open(ctx context.Context, db *sql.DB, d dialect.Dialect, opts ...Option) (*
 	s.patcher, _ = cfg.codec.(codec.Patcher)
 	s.freshBytes = dialect.FreshBytes(db.Driver())
 	s.stmts = statements{
-		load: stmt{query: sql.Load}, loadLocked: stmt{query: sql.LoadLocked}, insert: stmt{query: sql.Insert},
+		load: stmt{query: sql.Load}, loadLocked: stmt{query: sql.LoadLocked}, takeLock: stmt{query: sql.TakeLock}, insert: stmt{query: sql.Insert},
 		update: stmt{query: sql.Update}, updateAny: stmt{query: sql.UpdateAny}, renew: stmt{query: sql.Renew},
 		touch: stmt{query: sql.Touch}, end: stmt{query: sql.End}, del: stmt{query: sql.Delete},
 		forward: stmt{query: sql.Forward},
 	}
 	if d.Prepare() {
 		for _, st := range s.stmts.all() {
-			if st == &s.stmts.forward && cfg.renewGrace == 0 {
-				continue // never run without a grace window
+			if st == &s.stmts.forward && cfg.renewGrace == 0 || st.query == "" {
+				continue // never run without a grace window, or none
 			}
 			p, err := db.PrepareContext(ctx, st.query)
 			if err != nil {

@@ -1,7 +1,8 @@
 // Package sqlmocktest holds the go-sqlmock tests of every transactional
 // path of the library: the locked concurrency mode (a database/sql
-// transaction with SELECT ... FOR UPDATE, and SQLite's BEGIN IMMEDIATE on a
-// dedicated connection), renewals, the merge mode's reload after a lost
+// transaction with SELECT ... FOR UPDATE, or on SQLite with the statement
+// that takes the write lock first, and a dialect's own BEGIN on a dedicated
+// connection), renewals, the merge mode's reload after a lost
 // conditional UPDATE, statement retries and their bounds, schema upgrades
 // with [github.com/visitsession/visitsession/visit.Migrate] and the
 // sweeper's batches. Each test states, in strict order, every statement the

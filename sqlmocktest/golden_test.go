@@ -142,6 +142,7 @@ var golden = map[string]pinned{
 		Statements: dialect.Statements{
 			Load:       `SELECT "session_data", "created", "expiry", "version" FROM "visit" WHERE "visit_key" = ? AND "expiry" > ?`,
 			LoadLocked: `SELECT "session_data", "created", "expiry", "version" FROM "visit" WHERE "visit_key" = ? AND "expiry" > ?`,
+			TakeLock:   `UPDATE "visit" SET "version" = "version" WHERE 0`,
 			Insert:     `INSERT INTO "visit" ("visit_key","session_data","created","expiry","version") VALUES (?,?,?,?,1)`,
 			Update:     `UPDATE "visit" SET "session_data" = ?, "expiry" = CASE WHEN "expiry" < ? THEN ? ELSE "expiry" END, "version" = "version" + 1 WHERE "visit_key" = ? AND "version" = ? AND "expiry" > ?`,
 			UpdateAny:  `UPDATE "visit" SET "session_data" = ?, "expiry" = CASE WHEN "expiry" < ? THEN ? ELSE "expiry" END, "version" = "version" + 1 WHERE "visit_key" = ? AND "expiry" > ? AND "version" >= 0`,
@@ -185,7 +186,7 @@ var golden = map[string]pinned{
 		},
 		QualifiedColumnsQuery:     query{`SELECT name FROM pragma_table_info(?, ?)`, []any{"visit", "app"}},
 		QualifiedExpiryIndexQuery: query{`SELECT count(*) FROM pragma_index_list(?, ?) AS il, pragma_index_info(il.name, ?) AS ii WHERE ii.seqno = 0 AND ii.name = ?`, []any{"visit", "app", "app", "expiry"}},
-		Lock:                      dialect.Lock{Begin: `BEGIN IMMEDIATE`, Commit: `COMMIT`, Rollback: `ROLLBACK`},
+		Lock:                      dialect.Lock{},
 		DDLTransaction:            [3]string{"BEGIN IMMEDIATE", "COMMIT", "ROLLBACK"},
 		Prepare:                   true,
 		TransactionalDDL:          true,

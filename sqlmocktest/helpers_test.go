@@ -7,6 +7,7 @@ import (
 	"errors"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -64,7 +65,7 @@ func buildMock(t *testing.T, name string, strict bool) *mocked {
 	}
 	rec := &recorder{}
 	db := sql.OpenDB(&connector{drv: raw.Driver(), dsn: dsn, rec: rec})
-	d := dialects()[name]
+	d := mockDialects()[name]
 	st, err := d.Statements(visit.Default())
 	if err != nil {
 		t.Fatal(err)
@@ -86,9 +87,33 @@ func buildMock(t *testing.T, name string, strict bool) *mocked {
 	return m
 }
 
+// mockDialects returns the shipped dialects by name, and "sqlite-conn":
+// SQLite as a dialect whose locked mode opens its transaction with a
+// statement on a dedicated connection (Lock.Begin), the path the engine
+// keeps for dialects that need it.
+func mockDialects() map[string]dialect.Dialect {
+	ds := dialects()
+	ds["sqlite-conn"] = connLock{dialect.SQLite()}
+	return ds
+}
+
+// connLock is a dialect whose locked mode takes its lock with BEGIN
+// IMMEDIATE on a dedicated connection.
+type connLock struct{ dialect.Dialect }
+
+func (connLock) Lock() dialect.Lock {
+	return dialect.Lock{Begin: "BEGIN IMMEDIATE", Commit: "COMMIT", Rollback: "ROLLBACK"}
+}
+
+func (c connLock) Statements(t visit.Table) (dialect.Statements, error) {
+	st, err := c.Dialect.Statements(t)
+	st.TakeLock = "" // BEGIN IMMEDIATE takes the lock
+	return st, err
+}
+
 // eachDialect runs f as a subtest per dialect, each with a fresh mock.
 func eachDialect(t *testing.T, f func(t *testing.T, m *mocked)) {
-	for _, name := range []string{"postgres", "mysql", "sqlite"} {
+	for _, name := range []string{"postgres", "mysql", "sqlite", "sqlite-conn"} {
 		t.Run(name, func(t *testing.T) { f(t, newMock(t, name)) })
 	}
 }
@@ -96,7 +121,7 @@ func eachDialect(t *testing.T, f func(t *testing.T, m *mocked)) {
 // txDialects runs f for the dialects whose locked mode uses a database/sql
 // transaction.
 func txDialects(t *testing.T, f func(t *testing.T, m *mocked)) {
-	for _, name := range []string{"postgres", "mysql"} {
+	for _, name := range []string{"postgres", "mysql", "sqlite"} {
 		t.Run(name, func(t *testing.T) { f(t, newMock(t, name)) })
 	}
 }
@@ -121,7 +146,8 @@ func (m *mocked) expectCatalog() {
 // them.
 func (m *mocked) statementOrder() []string {
 	s := m.sql
-	return []string{s.Load, s.LoadLocked, s.Insert, s.Update, s.UpdateAny, s.Renew, s.Touch, s.End, s.Delete}
+	order := []string{s.Load, s.LoadLocked, s.TakeLock, s.Insert, s.Update, s.UpdateAny, s.Renew, s.Touch, s.End, s.Delete}
+	return slices.DeleteFunc(order, func(q string) bool { return q == "" })
 }
 
 // expectOpen expects everything session.Open sends: the catalog queries
@@ -204,13 +230,17 @@ func (m *mocked) expectUpdate(key string, version int64, values map[string]any) 
 	return m.mock.ExpectExec(m.sql.Update).WithArgs(holds(values), exp, exp, key, version, m.enc(epoch))
 }
 
-// expectBegin expects what opens the locked mode's transaction.
+// expectBegin expects what opens the locked mode's transaction, and the
+// statement that then takes the lock where the dialect has one.
 func (m *mocked) expectBegin() {
 	if lk := m.d.Lock(); lk.Begin != "" {
 		m.mock.ExpectExec(lk.Begin).WithoutArgs().WillReturnResult(sqlmock.NewResult(0, 0))
 		return
 	}
 	m.mock.ExpectBegin()
+	if m.sql.TakeLock != "" {
+		m.mock.ExpectExec(m.sql.TakeLock).WithoutArgs().WillReturnResult(sqlmock.NewResult(0, 0))
+	}
 }
 
 // expectCommit expects the locked mode's commit, answered with err.
@@ -406,6 +436,9 @@ func (m *mocked) label(call string) string {
 		s.Renew: "Renew", s.Touch: "Touch", s.End: "End", s.Delete: "Delete", s.Forward: "Forward"}
 	if s.LoadLocked != s.Load {
 		names[s.LoadLocked] = "LoadLocked"
+	}
+	if s.TakeLock != "" {
+		names[s.TakeLock] = "TakeLock"
 	}
 	verb, q, _ := strings.Cut(call, " ")
 	if n, ok := names[q]; ok {

@@ -14,8 +14,8 @@ import (
 )
 
 // The calls of the locked mode's transaction, as trips names them: a
-// database/sql transaction, or, on SQLite, statements on a dedicated
-// connection.
+// database/sql transaction, or statements on a dedicated connection
+// ("sqlite-conn").
 func (m *mocked) beginTrip() string {
 	if lk := m.d.Lock(); lk.Begin != "" {
 		return "exec " + lk.Begin
@@ -44,6 +44,17 @@ func (m *mocked) lockedLoadTrip() string {
 	return "query LoadLocked"
 }
 
+// lockTrips are the calls of a locked load that takes its lock: the
+// begin, the dialect's TakeLock where the transaction has one, the
+// locking load.
+func (m *mocked) lockTrips() []string {
+	trips := []string{m.beginTrip()}
+	if m.d.Lock().Begin == "" && m.sql.TakeLock != "" {
+		trips = append(trips, "exec TakeLock")
+	}
+	return append(trips, m.lockedLoadTrip())
+}
+
 // openLocked opens a Locked-mode store and forgets Open's calls.
 func (m *mocked) openLocked(opts ...session.Option) *session.Store {
 	m.t.Helper()
@@ -66,7 +77,8 @@ func (m *mocked) loadLocked(ctx context.Context, st *session.Store) (*session.Se
 	return s, key
 }
 
-// TestLockedSaveCommits pins the locked mode's request: BEGIN (or BEGIN
+// TestLockedSaveCommits pins the locked mode's request: BEGIN (and on
+// SQLite the statement that takes the write lock; or a dialect's BEGIN
 // IMMEDIATE), the locking load, the conditional UPDATE inside the
 // transaction, COMMIT. Load is two round trips, Save two.
 func TestLockedSaveCommits(t *testing.T) {
@@ -74,7 +86,7 @@ func TestLockedSaveCommits(t *testing.T) {
 		ctx := context.Background()
 		st := m.openLocked()
 		s, key := m.loadLocked(ctx, st)
-		sameTrips(t, "Load", m.trips(), m.beginTrip(), m.lockedLoadTrip())
+		sameTrips(t, "Load", m.trips(), m.lockTrips()...)
 		m.expectUpdate(key, 3, map[string]any{"n": 2}).WillReturnResult(sqlmock.NewResult(0, 1))
 		m.expectCommit(nil)
 		s.Set("n", s.GetInt("n")+1)
@@ -138,13 +150,13 @@ func TestLockedLoadMiss(t *testing.T) {
 		if err != nil || !s.IsNew() || s.Locked() {
 			t.Fatalf("miss: new=%v locked=%v err=%v", s.IsNew(), s.Locked(), err)
 		}
-		sameTrips(t, "Load of a missing session", m.trips(), m.beginTrip(), m.lockedLoadTrip(), m.rollbackTrip())
+		sameTrips(t, "Load of a missing session", m.trips(), append(m.lockTrips(), m.rollbackTrip())...)
 	})
 }
 
 // TestLockedBeginFails fails the BEGIN: a permanent error comes back
-// wrapped, with nothing to roll back; a retryable one (SQLite's busy
-// BEGIN IMMEDIATE) is retried.
+// wrapped, with nothing to roll back; a retryable one (a busy BEGIN
+// IMMEDIATE) is retried.
 func TestLockedBeginFails(t *testing.T) {
 	eachDialect(t, func(t *testing.T, m *mocked) {
 		st := m.openLocked()
@@ -174,7 +186,7 @@ func TestLockedBeginFails(t *testing.T) {
 			t.Fatalf("Load after a retryable BEGIN failure: locked=%v %v", s.Locked(), err)
 		}
 		st.Release(context.Background(), s)
-		sameTrips(t, "retried BEGIN", m.trips(), m.beginTrip(), m.beginTrip(), m.lockedLoadTrip(), m.rollbackTrip())
+		sameTrips(t, "retried BEGIN", m.trips(), append(append([]string{m.beginTrip()}, m.lockTrips()...), m.rollbackTrip())...)
 		if got := st.Stats().Retries; got != 1 {
 			t.Fatalf("retries %d, want 1", got)
 		}
@@ -214,12 +226,12 @@ func TestLockedLoadFails(t *testing.T) {
 					q.WillReturnRows(tc.rows(m))
 				}
 				m.expectRollback()
-				want := []string{m.beginTrip(), m.lockedLoadTrip(), m.rollbackTrip()}
+				want := append(m.lockTrips(), m.rollbackTrip())
 				if tc.retry {
 					m.expectBegin()
 					m.expectLoadLocked(key, epoch).WillReturnRows(m.rows(live(1, map[string]any{"a": 1})))
 					m.expectRollback()
-					want = append(want, m.beginTrip(), m.lockedLoadTrip(), m.rollbackTrip())
+					want = append(append(want, m.lockTrips()...), m.rollbackTrip())
 				}
 				s, err := st.Load(context.Background(), tok)
 				if tc.retry {
@@ -339,11 +351,10 @@ func TestLockedCommitFails(t *testing.T) {
 }
 
 // TestLockedConnectionDiscarded fails both the COMMIT and the ROLLBACK
-// after it on SQLite's dedicated connection: the connection, whose
-// transaction state is unknown, is closed instead of going back to the
-// pool.
+// after it on a dedicated connection: the connection, whose transaction
+// state is unknown, is closed instead of going back to the pool.
 func TestLockedConnectionDiscarded(t *testing.T) {
-	m := newMock(t, "sqlite")
+	m := newMock(t, "sqlite-conn")
 	ctx := context.Background()
 	st := m.openLocked()
 	s, key := m.loadLocked(ctx, st)
@@ -393,7 +404,7 @@ func TestLockedContextEnds(t *testing.T) {
 // (The dialects that prepare their statements are left out: the mock does
 // not interrupt a prepared statement.)
 func TestLockedContextEndsDuringSave(t *testing.T) {
-	for _, name := range []string{"postgres", "sqlite"} {
+	for _, name := range []string{"postgres", "sqlite-conn"} {
 		t.Run(name, func(t *testing.T) {
 			m := newMock(t, name)
 			ctx, cancel := context.WithCancel(context.Background())
@@ -559,6 +570,40 @@ func TestLockedLoadExpiredDuringWait(t *testing.T) {
 		if err != nil || !s.IsNew() || s.Locked() {
 			t.Fatalf("load: new=%v locked=%v %v", s.IsNew(), s.Locked(), err)
 		}
-		sameTrips(t, "Load", m.trips(), m.beginTrip(), m.lockedLoadTrip(), m.rollbackTrip())
+		sameTrips(t, "Load", m.trips(), append(m.lockTrips(), m.rollbackTrip())...)
 	})
+}
+
+// TestLockedTakeLockFails fails the statement that takes SQLite's write
+// lock in the locked mode's transaction: a busy database is retried in a
+// new transaction, the failed one rolled back; another error comes back
+// wrapped, its transaction rolled back too.
+func TestLockedTakeLockFails(t *testing.T) {
+	m := newMock(t, "sqlite")
+	ctx := context.Background()
+	st := m.openLocked()
+	tok, key := newToken()
+	m.mock.ExpectBegin()
+	m.mock.ExpectExec(m.sql.TakeLock).WithoutArgs().WillReturnError(m.retryable())
+	m.mock.ExpectRollback()
+	m.expectBegin()
+	m.expectLoadLocked(key, epoch).WillReturnRows(m.rows(live(1, map[string]any{"a": 1})))
+	m.expectRollback()
+	s, err := st.Load(ctx, tok)
+	if err != nil || !s.Locked() {
+		t.Fatalf("Load after a busy TakeLock: locked=%v %v", s.Locked(), err)
+	}
+	st.Release(ctx, s)
+	sameTrips(t, "retried TakeLock", m.trips(), "begin", "exec TakeLock", "rollback", "begin", "exec TakeLock", "query Load", "rollback")
+	if got := st.Stats().Retries; got != 1 {
+		t.Fatalf("retries %d, want 1", got)
+	}
+
+	m.mock.ExpectBegin()
+	m.mock.ExpectExec(m.sql.TakeLock).WithoutArgs().WillReturnError(m.permanent())
+	m.mock.ExpectRollback()
+	if _, err := st.Load(ctx, tok); !errors.Is(err, m.permanent()) || !strings.HasPrefix(err.Error(), "session: load: ") {
+		t.Fatalf("Load with a failing TakeLock: %v", err)
+	}
+	sameTrips(t, "failed TakeLock", m.trips(), "begin", "exec TakeLock", "rollback")
 }

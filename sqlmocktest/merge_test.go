@@ -207,7 +207,7 @@ func TestInsertIsOneStatement(t *testing.T) {
 			t.Fatalf("after insert: new=%v key=%q", s.IsNew(), first)
 		}
 
-		dup := map[string]error{"postgres": pgDuplicate, "mysql": mysqlDuplicate, "sqlite": sqliteDuplicate(t)}[m.name]
+		dup := map[string]error{"postgres": pgDuplicate, "mysql": mysqlDuplicate, "sqlite": sqliteDuplicate(t)}[m.d.Name()]
 		m.mock.ExpectExec(m.sql.Insert).WithArgs(keyArg{}, holds{"b": "1"}, m.enc(epoch), exp).WillReturnError(dup)
 		m.mock.ExpectExec(m.sql.Insert).WithArgs(keyArg{&second}, holds{"b": "1"}, m.enc(epoch), exp).WillReturnResult(sqlmock.NewResult(0, 1))
 		s2 := st.New()

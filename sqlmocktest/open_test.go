@@ -18,7 +18,7 @@ import (
 func TestOpenStatements(t *testing.T) {
 	eachDialect(t, func(t *testing.T, m *mocked) {
 		st := m.open()
-		if got, want := len(m.prepared), map[string]int{"postgres": 0, "mysql": 9, "sqlite": 9}[m.name]; got != want {
+		if got, want := len(m.prepared), map[string]int{"postgres": 0, "mysql": 9, "sqlite": 10, "sqlite-conn": 9}[m.name]; got != want {
 			t.Fatalf("%d statements prepared, want %d", got, want)
 		}
 		if err := st.Close(); err != nil {
