@@ -324,3 +324,65 @@ func BenchmarkTouch(b *testing.B) {
 		})
 	})
 }
+
+// BenchmarkSaveStatement runs the engine's merge-mode UPDATE alone, bare
+// and prepared, with no engine code around it, beside the bare single-row
+// UPDATE that BenchmarkSave compares saves with: the part of a save's
+// distance from that limit that the statement itself takes (its version
+// check, forward-only expiry, liveness test and version bump).
+func BenchmarkSaveStatement(b *testing.B) {
+	benchTargets(b, func(b *testing.B, tg *testdb.Target) {
+		st, tab, tok := benchStore(b, tg)
+		ctx := context.Background()
+		other := st.New()
+		tenKeys(other)
+		if err := st.Save(ctx, other); err != nil {
+			b.Fatal(err)
+		}
+		stmts, _ := tg.Dialect.Statements(tab)
+		eng, upd := prepare(b, tg.DB, stmts.Update), prepare(b, tg.DB, bareUpdate(b, tg, tab))
+		blob := make([]byte, 200)
+		key, otherKey := visit.HashToken(tok), visit.HashToken(other.Token())
+		version := int64(1)
+		at := time.Now().Add(time.Hour)
+		now := tg.Dialect.EncodeTime(time.Now())
+		interleaved(b, func(i int) {
+			blob[0], blob[1] = byte(i), byte(i>>8)
+			exp := tg.Dialect.EncodeTime(at.Add(time.Duration(i) * time.Second))
+			res, err := eng.ExecContext(ctx, blob, exp, exp, key, version, now)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if n, err := res.RowsAffected(); err != nil || n != 1 {
+				b.Fatalf("updated %d rows: %v", n, err)
+			}
+			version++
+		}, func(i int) {
+			blob[0], blob[1] = byte(i), byte(i>>8)
+			if _, err := upd.ExecContext(ctx, blob, tg.Dialect.EncodeTime(at.Add(time.Duration(i)*time.Second)), otherKey); err != nil {
+				b.Fatal(err)
+			}
+		})
+	})
+}
+
+// BenchmarkLoadCancellable measures a load under a context that can be
+// cancelled, as a net/http server's requests have, beside the same load
+// under one that cannot, as the other benchmarks use: the work each
+// driver does per statement to watch the context.
+func BenchmarkLoadCancellable(b *testing.B) {
+	benchTargets(b, func(b *testing.B, tg *testdb.Target) {
+		st, _, tok := benchStore(b, tg)
+		cctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		interleaved(b, func(int) {
+			if _, err := st.Load(cctx, tok); err != nil {
+				b.Fatal(err)
+			}
+		}, func(int) {
+			if _, err := st.Load(context.Background(), tok); err != nil {
+				b.Fatal(err)
+			}
+		})
+	})
+}

@@ -56,28 +56,15 @@ func TestSavesPatchTheirBase(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { st.Close() })
-		q, err := tg.Dialect.Placeholder().ReplacePlaceholders(fmt.Sprintf("SELECT %s FROM %s WHERE %s = ?",
-			tg.Dialect.Quote(tab.Data), tg.Dialect.Quote(tab.Name), tg.Dialect.Quote(tab.Key)))
-		if err != nil {
-			t.Fatal(err)
-		}
 		model := map[string]any{}
 		step := func(name string, sess *Session, encodes, patches int) {
 			t.Helper()
 			if cc.encodes != encodes || cc.patches != patches {
 				t.Fatalf("%s: %d whole encodings and %d patches, want %d and %d", name, cc.encodes, cc.patches, encodes, patches)
 			}
-			var stored []byte
-			if err := tg.DB.QueryRowContext(ctx, q, st.cfg.keyMode.StoredKey(sess.Token())).Scan(&stored); err != nil {
-				t.Fatalf("%s: %v", name, err)
-			}
-			want, err := codec.Binary().Encode(model)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !bytes.Equal(stored, want) {
-				t.Fatalf("%s: row holds\n%x\nwant\n%x", name, stored, want)
-			}
+			before := cc.encodes
+			checkRow(t, tg, tab, st, sess.Token(), model)
+			cc.encodes = before // checkRow's own encoding does not count
 			l, err := st.Load(ctx, sess.Token())
 			if err != nil || !maps.EqualFunc(l.Values(), model, func(a, b any) bool { return fmt.Sprint(a) == fmt.Sprint(b) }) {
 				t.Fatalf("%s: loaded %v, %v; want %v", name, l.Values(), err, model)
