@@ -76,12 +76,16 @@ func (s *Store) lockRow(ctx context.Context, startWait func() context.Context, t
 		if h.tx, err = s.db.BeginTx(ctx, nil); err != nil {
 			return nil, "", "", false, err
 		}
-		lockCtx := startWait()
+		readCtx := startWait()
 		if s.stmts.takeLock.query != "" {
-			_, err = s.exec(lockCtx, h.tx, nil, &s.stmts.takeLock)
+			// The wait for the lock is this statement's; the locking
+			// load then waits for nothing, and runs under the
+			// transaction's own context.
+			_, err = s.exec(readCtx, h.tx, nil, &s.stmts.takeLock)
+			readCtx = ctx
 		}
 		if err == nil {
-			*r, atTok, atKey, found, err = s.readSession(lockCtx, h.tx, nil, &s.stmts.loadLocked, tok, key, now)
+			*r, atTok, atKey, found, err = s.readSession(readCtx, h.tx, nil, &s.stmts.loadLocked, tok, key, now)
 		}
 	} else {
 		if h.conn, err = s.db.Conn(ctx); err != nil {
