@@ -59,3 +59,39 @@ func TestSessionSize(t *testing.T) {
 		t.Fatalf("Session is %d bytes, over 256", n)
 	}
 }
+
+// undecodableCodec neither checks nor decodes any data.
+type undecodableCodec struct{ codec.Codec }
+
+func (undecodableCodec) Check([]byte, []uint32) (int, bool) { return 0, false }
+
+func (undecodableCodec) Lookup([]byte, []uint32, string) (any, bool, error) {
+	return nil, false, codec.ErrCorrupt
+}
+
+func (undecodableCodec) Decode([]byte) (map[string]any, error) { return nil, codec.ErrCorrupt }
+
+// TestWrittenDataThatDoesNotDecode writes the changes of a session that
+// reads its values from its loaded data, with a codec that then can
+// neither check nor decode the written data: the session keeps the values
+// it set, no longer reads from any data, and reports ErrCorrupt.
+func TestWrittenDataThatDoesNotDecode(t *testing.T) {
+	cfg := defaultConfig()
+	cfg.codec = undecodableCodec{codec.Binary()}
+	st := &Store{cfg: cfg, indexed: undecodableCodec{}}
+	sess := &Session{store: st, raw: []byte{1}, rawLen: 1}
+	sess.Set("k", "v")
+	if !sess.rawStands() {
+		t.Fatal("Set decoded the loaded data")
+	}
+	sess.wrote([]byte{2})
+	if sess.rawStands() || sess.raw != nil || sess.Changed() {
+		t.Fatalf("after the write: reads from data %v, raw %v, changed %v", sess.rawStands(), sess.raw, sess.Changed())
+	}
+	if got := sess.GetString("k"); got != "v" {
+		t.Fatalf("k = %q after the write", got)
+	}
+	if err := sess.Err(); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("Err = %v; want ErrCorrupt", err)
+	}
+}

@@ -160,11 +160,18 @@ func (s *Session) wrote(data []byte) {
 		return
 	}
 	values, err := s.store.decode(data)
+	s.dropRaw()
 	if err != nil {
-		values = maps.Clone(s.values) // what was written is what values hold
+		// Written data that does not decode, a codec fault: the session
+		// keeps the values it set, and reports the fault as a load of
+		// undecodable data does.
+		if s.loadErr == nil {
+			s.loadErr = fmt.Errorf("session: save: %w", err)
+		}
+		return
 	}
 	s.values = values
-	s.raw, s.rawDecoded, s.rawLen, s.rawReads = data, err == nil && data != nil, 0, 0
+	s.raw, s.rawDecoded = data, data != nil
 }
 
 // lenLocked returns the number of values. It must be called with mu held.
