@@ -373,14 +373,7 @@ func (sess *Session) rebase(fresh map[string]any, data []byte) {
 	} else if len(data) > 0 {
 		sess.raw, sess.rawDecoded = data, true
 	}
-	for k, set := range sess.changes {
-		if set {
-			fresh[k] = sess.values[k]
-		} else {
-			delete(fresh, k)
-		}
-	}
-	sess.values = fresh
+	sess.values = sess.applyChanges(fresh)
 }
 
 func (s *Store) insert(ctx context.Context, sess *Session, now time.Time) error {

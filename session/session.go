@@ -127,6 +127,12 @@ func (s *Session) decodeRaw() {
 	if values == nil && len(s.changes) > 0 {
 		values = make(map[string]any, len(s.changes))
 	}
+	s.values = s.applyChanges(values)
+}
+
+// applyChanges applies the session's changes to values, taking the values
+// set from the session's own, and returns it.
+func (s *Session) applyChanges(values map[string]any) map[string]any {
 	for k, set := range s.changes {
 		if set {
 			values[k] = s.values[k]
@@ -134,7 +140,7 @@ func (s *Session) decodeRaw() {
 			delete(values, k)
 		}
 	}
-	s.values = values
+	return values
 }
 
 // dropRaw forgets the loaded data, once values alone stand for the session.

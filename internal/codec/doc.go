@@ -27,7 +27,9 @@
 //
 // [Binary] also implements [Indexed]: it checks stored data whole without
 // building any value, and then decodes single values, so that a session
-// decodes only the values a request reads.
+// decodes only the values a request reads; and [Patcher]: it writes a
+// session's new data from its stored data and the keys a request set or
+// deleted, copying the other entries as they are stored.
 //
 // The session package exposes [Binary] as GobCodec and [JSON] as JSONCodec;
 // see [github.com/visitsession/visitsession/session].
