@@ -83,10 +83,11 @@ type row struct {
 // lists would otherwise be allocated by each load. Every destination is
 // one that database/sql fills without reflection (an any, or a Scanner).
 type scanBuf struct {
-	data                     scannedData
-	created, expiry, version any
-	dest                     [4]any
-	args                     [2]any
+	data            scannedData
+	created, expiry scannedTime
+	version         any
+	dest            [4]any
+	args            [2]any
 }
 
 var scanBufs = sync.Pool{New: func() any {
@@ -124,6 +125,22 @@ func (d *scannedData) Scan(src any) error {
 	return nil
 }
 
+// scannedTime is the destination of a time column: a Scanner, so that the
+// dialect decodes the driver's value where it lies (database/sql would
+// copy a []byte, as MySQL's text times are, into an any first). A value
+// that does not decode is kept as err, for the load to report.
+type scannedTime struct {
+	d   dialect.Dialect
+	t   time.Time
+	err error
+}
+
+// Scan implements sql.Scanner.
+func (st *scannedTime) Scan(src any) error {
+	st.t, st.err = st.d.DecodeTime(src)
+	return nil
+}
+
 // scannedInt64 converts a scanned integer column: drivers give int64, and
 // text protocols the digits.
 func scannedInt64(src any) (int64, error) {
@@ -150,11 +167,12 @@ func scannedInt64(src any) (int64, error) {
 func (s *Store) readRow(ctx context.Context, tx *sql.Tx, q querier, st *stmt, key string, now time.Time) (r row, found bool, err error) {
 	b := scanBufs.Get().(*scanBuf)
 	b.data.keep = s.freshBytes
+	b.created.d, b.expiry.d = s.d, s.d
 	b.args[0], b.args[1] = key, s.d.EncodeTime(now)
 	err = s.scanRow(ctx, tx, q, st, b.args[:], b.dest[:])
 	r.data = b.data.b
 	created, expiry, version := b.created, b.expiry, b.version
-	b.data.b, b.created, b.expiry, b.version, b.args = nil, nil, nil, nil, [2]any{}
+	b.data.b, b.created, b.expiry, b.version, b.args = nil, scannedTime{}, scannedTime{}, nil, [2]any{}
 	scanBufs.Put(b)
 	s.counters.loads.Add(1)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -164,10 +182,10 @@ func (s *Store) readRow(ctx context.Context, tx *sql.Tx, q querier, st *stmt, ke
 	if err != nil {
 		return r, false, err
 	}
-	if r.created, err = s.d.DecodeTime(created); err != nil {
+	if r.created, err = created.t, created.err; err != nil {
 		return r, false, fmt.Errorf("%w: created: %w", ErrCorrupt, err)
 	}
-	if r.expiry, err = s.d.DecodeTime(expiry); err != nil {
+	if r.expiry, err = expiry.t, expiry.err; err != nil {
 		return r, false, fmt.Errorf("%w: expiry: %w", ErrCorrupt, err)
 	}
 	if r.version, err = scannedInt64(version); err != nil {

@@ -328,20 +328,27 @@ func TestCorruptData(t *testing.T) {
 	})
 }
 
-// TestCorruptVersion: SQLite keeps what a foreign writer puts in a column
-// whatever its declared type; a version that is not an integer is reported
-// as ErrCorrupt by the load.
-func TestCorruptVersion(t *testing.T) {
+// TestCorruptColumns: SQLite keeps what a foreign writer puts in a column
+// whatever its declared type; a version that is not an integer, or a
+// creation or expiry that is not a time, is reported as ErrCorrupt by the
+// load, naming the column.
+func TestCorruptColumns(t *testing.T) {
 	tg := testdb.Get(t, "sqlite")
 	ctx := context.Background()
 	tab := tg.CreateTable(t)
 	st := open(t, tg, tab)
-	tok := seed(t, st, map[string]any{"k": "v"})
-	if _, err := tg.DB.Exec("UPDATE " + tg.Dialect.Quote(tab.Name) + " SET " + tg.Dialect.Quote(tab.Version) + " = 'one'"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := st.Load(ctx, tok); !errors.Is(err, session.ErrCorrupt) || !strings.Contains(err.Error(), "version") {
-		t.Fatalf("load with a text version: %v, want ErrCorrupt naming the version", err)
+	for _, c := range []struct{ name, column string }{
+		{"version", tab.Version}, {"created", tab.Created}, {"expiry", tab.Expiry},
+	} {
+		tok := seed(t, st, map[string]any{"k": "v"})
+		// Text sorts after every number in SQLite, so the row stays live.
+		if _, err := tg.DB.Exec("UPDATE "+tg.Dialect.Quote(tab.Name)+" SET "+tg.Dialect.Quote(c.column)+" = 'one' WHERE "+
+			tg.Dialect.Quote(tab.Key)+" = ?", visit.HashToken(tok)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.Load(ctx, tok); !errors.Is(err, session.ErrCorrupt) || !strings.Contains(err.Error(), c.name) {
+			t.Fatalf("load with a text %s: %v, want ErrCorrupt naming it", c.name, err)
+		}
 	}
 }
 
