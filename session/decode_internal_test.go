@@ -9,11 +9,20 @@ import (
 	"github.com/visitsession/visitsession/internal/codec"
 )
 
-// faultyCodec accepts data in Check that its Decode then refuses, and
-// fails every Lookup: a codec fault that the session must survive.
-type faultyCodec struct{ codec.Codec }
+// faultyCodec decodes no data and fails every Lookup; with vouches set,
+// its Check accepts every data all the same (as one value): codec faults
+// that the session must survive.
+type faultyCodec struct {
+	codec.Codec
+	vouches bool
+}
 
-func (faultyCodec) Check([]byte, []uint32) (int, bool) { return 1, true }
+func (c faultyCodec) Check([]byte, []uint32) (int, bool) {
+	if c.vouches {
+		return 1, true
+	}
+	return 0, false
+}
 
 func (faultyCodec) Lookup([]byte, []uint32, string) (any, bool, error) {
 	return nil, false, codec.ErrCorrupt
@@ -27,10 +36,10 @@ func (faultyCodec) Decode([]byte) (map[string]any, error) { return nil, codec.Er
 // a decode error, and stays writable, so that a save replaces the data.
 func TestCheckedDataThatDoesNotDecode(t *testing.T) {
 	cfg := defaultConfig()
-	cfg.codec = faultyCodec{codec.Binary()}
+	cfg.codec = faultyCodec{codec.Binary(), true}
 	var hooked error
 	cfg.hooks.OnDecodeError = func(err error) { hooked = err }
-	st := &Store{cfg: cfg, indexed: faultyCodec{}}
+	st := &Store{cfg: cfg, indexed: faultyCodec{vouches: true}}
 	sess := &Session{store: st}
 	if err := st.bind(sess, "tok", "key", row{data: []byte{1}}); err != nil {
 		t.Fatalf("bind of checked data: %v", err)
@@ -60,25 +69,14 @@ func TestSessionSize(t *testing.T) {
 	}
 }
 
-// undecodableCodec neither checks nor decodes any data.
-type undecodableCodec struct{ codec.Codec }
-
-func (undecodableCodec) Check([]byte, []uint32) (int, bool) { return 0, false }
-
-func (undecodableCodec) Lookup([]byte, []uint32, string) (any, bool, error) {
-	return nil, false, codec.ErrCorrupt
-}
-
-func (undecodableCodec) Decode([]byte) (map[string]any, error) { return nil, codec.ErrCorrupt }
-
 // TestWrittenDataThatDoesNotDecode writes the changes of a session that
 // reads its values from its loaded data, with a codec that then can
 // neither check nor decode the written data: the session keeps the values
 // it set, no longer reads from any data, and reports ErrCorrupt.
 func TestWrittenDataThatDoesNotDecode(t *testing.T) {
 	cfg := defaultConfig()
-	cfg.codec = undecodableCodec{codec.Binary()}
-	st := &Store{cfg: cfg, indexed: undecodableCodec{}}
+	cfg.codec = faultyCodec{Codec: codec.Binary()}
+	st := &Store{cfg: cfg, indexed: faultyCodec{}}
 	sess := &Session{store: st, raw: []byte{1}, rawLen: 1}
 	sess.Set("k", "v")
 	if !sess.rawStands() {

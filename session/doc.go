@@ -27,10 +27,13 @@
 // With the default codec ([GobCodec]) a load checks the stored data whole,
 // so that data that does not decode is reported by the load
 // ([ErrCorrupt]), and then decodes values as they are read: a request that
-// reads one value of a large session decodes that one. The first change,
-// listing ([Session.Keys], [Session.Values]) or a ninth read decodes the
-// session whole. A renewal of a session that was not changed stores the
-// loaded bytes as they are.
+// reads one value of a large session decodes that one. Listing
+// ([Session.Keys], [Session.Values]) or a ninth read decodes the session
+// whole; changes do not: they are kept beside the loaded data, and a save
+// writes that data with the changed values patched in, re-encoding only
+// those. A save or renewal of a session that was not changed stores the
+// loaded bytes as they are. A value changed in place, such as a slice that
+// Get returned, is saved only when given to Set again.
 //
 // # Expiry
 //

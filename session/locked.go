@@ -59,10 +59,12 @@ func (s *Store) loadLocked(ctx context.Context, sess *Session, tok, key string, 
 	}
 }
 
-// lockRow begins the locking transaction under ctx and runs the
-// statements that take the lock (the dialect's TakeLock, or on a dedicated
-// connection the statement that opens the transaction) and the locking
-// load under the context that startWait returns once a connection is held. With found, the transaction
+// lockRow begins the locking transaction under ctx and runs the statement
+// that takes the lock under the context that startWait returns once a
+// connection is held: the dialect's TakeLock, followed by the locking load
+// under ctx; or, on a dedicated connection, the statement that opens the
+// transaction, followed by the locking load under the same context; or,
+// with neither, the locking load itself. With found, the transaction
 // stays open and is returned, holding the lock of the session reached from
 // tok and key (a forward leads elsewhere, see readSession), whose token
 // and key are returned; otherwise it has been ended and its connection

@@ -103,8 +103,8 @@ func Open(ctx context.Context, db *sql.DB, d dialect.Dialect, opts ...Option) (*
 	}
 	if d.Prepare() {
 		for _, st := range s.stmts.all() {
-			if st == &s.stmts.forward && cfg.renewGrace == 0 || st.query == "" {
-				continue // never run without a grace window, or none
+			if st.query == "" || (st == &s.stmts.forward && cfg.renewGrace == 0) {
+				continue // the dialect has none, or it never runs without a grace window
 			}
 			p, err := db.PrepareContext(ctx, st.query)
 			if err != nil {

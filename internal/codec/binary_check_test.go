@@ -2,7 +2,6 @@ package codec
 
 import (
 	"bytes"
-	"math/rand/v2"
 	"testing"
 	"time"
 )
@@ -50,15 +49,10 @@ func checkIndexed(t *testing.T, data []byte) {
 
 func TestBinaryCheckRandom(t *testing.T) {
 	t.Parallel()
-	seed := uint64(time.Now().UnixNano())
-	t.Logf("seed %d", seed)
-	r := rand.New(rand.NewPCG(seed, 0xc4ec))
+	r := seeded(t, 0xc4ec)
 	accepted := 0
 	for i := range 2000 {
-		in := make(map[string]any)
-		for range r.IntN(12) {
-			in[randString(r)] = randValue(r, 1)
-		}
+		in := randSession(r)
 		data, err := Binary().Encode(in)
 		if err != nil {
 			t.Fatalf("case %d: Encode: %v", i, err)

@@ -6,7 +6,6 @@ import (
 	"math/rand/v2"
 	"slices"
 	"testing"
-	"time"
 )
 
 // checkPatched patches data, when it decodes, with changes derived from it
@@ -95,15 +94,10 @@ func randChanges(r *rand.Rand, base map[string]any) (map[string]bool, map[string
 
 func TestBinaryPatchRandom(t *testing.T) {
 	t.Parallel()
-	seed := uint64(time.Now().UnixNano())
-	t.Logf("seed %d", seed)
-	r := rand.New(rand.NewPCG(seed, 0x9a7c))
+	r := seeded(t, 0x9a7c)
 	patched := 0
 	for i := range 2000 {
-		base := make(map[string]any)
-		for range r.IntN(12) {
-			base[randString(r)] = randValue(r, 1)
-		}
+		base := randSession(r)
 		data, err := Binary().Encode(base)
 		if err != nil {
 			t.Fatalf("case %d: Encode: %v", i, err)

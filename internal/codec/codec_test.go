@@ -552,15 +552,10 @@ func TestBinaryConcurrent(t *testing.T) {
 // nested at random, against the round trip and the determinism of Encode.
 func TestBinaryRoundTripRandom(t *testing.T) {
 	t.Parallel()
-	seed := uint64(time.Now().UnixNano())
-	t.Logf("seed %d", seed)
-	r := rand.New(rand.NewPCG(seed, 0x5e55))
+	r := seeded(t, 0x5e55)
 	c := Binary()
 	for i := range 2000 {
-		in := make(map[string]any)
-		for range r.IntN(12) {
-			in[randString(r)] = randValue(r, 1)
-		}
+		in := randSession(r)
 		data, err := c.Encode(in)
 		if err != nil {
 			t.Fatalf("case %d: Encode: %v", i, err)
@@ -580,6 +575,23 @@ func TestBinaryRoundTripRandom(t *testing.T) {
 			t.Fatalf("case %d: re-encoding differs", i)
 		}
 	}
+}
+
+// seeded returns a random source seeded from the clock, logging the seed
+// so that a failure can be replayed.
+func seeded(t *testing.T, stream uint64) *rand.Rand {
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d", seed)
+	return rand.New(rand.NewPCG(seed, stream))
+}
+
+// randSession returns up to eleven random values under random keys.
+func randSession(r *rand.Rand) map[string]any {
+	in := make(map[string]any)
+	for range r.IntN(12) {
+		in[randString(r)] = randValue(r, 1)
+	}
+	return in
 }
 
 func randString(r *rand.Rand) string {
