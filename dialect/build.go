@@ -1,6 +1,8 @@
 package dialect
 
 import (
+	"context"
+	"database/sql"
 	"fmt"
 	"strconv"
 	"strings"
@@ -45,7 +47,10 @@ type spec struct {
 	lock     Lock
 	// ddl opens and closes the transaction of a migration, when the
 	// database needs a statement of its own for it (DDLTransaction).
-	ddl          Lock
+	ddl Lock
+	// detachReads, when set, tells whether the engine may run its reads
+	// on db detached from their context's cancellation (DetachReads).
+	detachReads  func(ctx context.Context, db *sql.DB) (bool, error)
 	encodeTime   func(time.Time) any
 	decodeTime   func(any) (time.Time, error)
 	classify     func(error) Class
@@ -76,6 +81,12 @@ func (d *sqlDialect) Classify(err error) Class {
 		return Other
 	}
 	return d.classify(err)
+}
+func (d *sqlDialect) DetachReads(ctx context.Context, db *sql.DB) (bool, error) {
+	if d.detachReads == nil {
+		return false, nil
+	}
+	return d.detachReads(ctx, db)
 }
 func (d *sqlDialect) Lock() Lock             { return d.lock }
 func (d *sqlDialect) Prepare() bool          { return d.prepare }

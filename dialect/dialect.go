@@ -1,6 +1,7 @@
 package dialect
 
 import (
+	"context"
 	"database/sql"
 	"time"
 
@@ -45,6 +46,18 @@ type Dialect interface {
 	// once per connection rather than send them as text each time; true
 	// where preparing saves a round trip or parsing on every call.
 	Prepare() bool
+	// DetachReads reports whether, on db, the engine may run a read outside
+	// a transaction (a load, a merge's reload) detached from its context's
+	// cancellation, once it has checked that the context is not done: true
+	// where such a read runs in the application's process and cannot wait
+	// for a writer, so that watching the context — a goroutine per
+	// statement in database/sql and in the driver — would cost more than
+	// the read and could cut nothing short. The context's values still
+	// reach the driver. SQLite answers true for a database in WAL mode,
+	// where a reader waits only for the recovery of a crashed writer's log,
+	// within busy_timeout; PostgreSQL and MySQL answer false: their reads
+	// cross a network, which a cancelled request must be able to abandon.
+	DetachReads(ctx context.Context, db *sql.DB) (bool, error)
 }
 
 // Class is the kind of a driver error, as [Dialect.Classify] sees it.

@@ -1,6 +1,8 @@
 package dialect
 
 import (
+	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"strconv"
@@ -25,7 +27,10 @@ import (
 // first statement, an UPDATE that changes no row (Statements.TakeLock), as
 // BEGIN IMMEDIATE would, in a database/sql transaction that runs the
 // statements prepared once per connection. Migrations run in BEGIN
-// IMMEDIATE. The sweeper batches through a rowid subquery.
+// IMMEDIATE. The sweeper batches through a rowid subquery. In WAL mode the
+// engine's reads outside a transaction run detached from their context's
+// cancellation once it is checked (DetachReads): a read there never waits
+// for a writer, and watching the context would cost more than the read.
 func SQLite() Dialect { return sqliteDialect }
 
 // SQLite result codes (primary codes are the low byte of extended codes).
@@ -60,6 +65,7 @@ var sqliteDialect = newDialect(spec{
 	prepare:          true,
 	takeLock:         true,
 	ddl:              Lock{Begin: "BEGIN IMMEDIATE", Commit: "COMMIT", Rollback: "ROLLBACK"},
+	detachReads:      sqliteInWAL,
 	encodeTime:       func(t time.Time) any { return t.UnixMicro() },
 	decodeTime: func(src any) (time.Time, error) {
 		switch v := src.(type) {
@@ -155,4 +161,14 @@ func parseSQLiteText(s string) (time.Time, error) {
 		return time.UnixMicro(n).UTC(), nil
 	}
 	return time.Time{}, fmt.Errorf("dialect: time %q: not a timestamp", s)
+}
+
+// sqliteInWAL reports whether db is in WAL mode, whose readers never wait
+// for a writer. The mode is the database file's: every connection has it.
+func sqliteInWAL(ctx context.Context, db *sql.DB) (bool, error) {
+	var mode string
+	if err := db.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
+		return false, fmt.Errorf("journal mode: %w", err)
+	}
+	return strings.EqualFold(mode, "wal"), nil
 }

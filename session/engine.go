@@ -277,10 +277,14 @@ func (s *Store) load(ctx context.Context, sess *Session, token string) error {
 	if s.cfg.mode == Locked {
 		return s.loadLocked(ctx, sess, tok, key, now)
 	}
+	rctx, err := s.readContext(ctx)
+	if err != nil {
+		return fmt.Errorf("session: load: %w", err)
+	}
 	var r row
 	var found bool
 	err = s.retry(ctx, "load", func() (err error) {
-		r, tok, key, found, err = s.readSession(ctx, nil, nil, &s.stmts.load, tok, key, now)
+		r, tok, key, found, err = s.readSession(rctx, nil, nil, &s.stmts.load, tok, key, now)
 		return err
 	})
 	if err != nil {
@@ -507,8 +511,12 @@ func (s *Store) rebaseFromStore(ctx context.Context, sess *Session, attempt int,
 	var found bool
 	now := s.now()
 	tok, key := sess.token, sess.key
-	err := s.retry(ctx, "reload", func() (err error) {
-		r, tok, key, found, err = s.readSession(ctx, nil, nil, &s.stmts.load, sess.token, sess.key, now)
+	rctx, err := s.readContext(ctx)
+	if err != nil {
+		return fmt.Errorf("reload: %w", err)
+	}
+	err = s.retry(ctx, "reload", func() (err error) {
+		r, tok, key, found, err = s.readSession(rctx, nil, nil, &s.stmts.load, sess.token, sess.key, now)
 		return err
 	})
 	if err != nil {
@@ -879,6 +887,10 @@ func (s *Store) movedTo(ctx context.Context, tok, key string) (r row, atTok, atK
 	if s.cfg.renewGrace == 0 {
 		return row{}, tok, key, false, nil
 	}
-	r, atTok, atKey, found, err := s.readSession(ctx, nil, nil, &s.stmts.load, tok, key, s.now())
+	rctx, err := s.readContext(ctx)
+	if err != nil {
+		return row{}, tok, key, false, err
+	}
+	r, atTok, atKey, found, err := s.readSession(rctx, nil, nil, &s.stmts.load, tok, key, s.now())
 	return r, atTok, atKey, err == nil && found && atKey != key, err
 }

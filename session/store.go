@@ -29,9 +29,12 @@ type Store struct {
 	// freshBytes: the driver gives each scanned []byte a slice of its
 	// own, which a load keeps without copying (dialect.FreshBytes).
 	freshBytes bool
-	stmts      statements
-	closed     atomic.Bool
-	counters   counters
+	// detachReads: reads outside a transaction run detached from their
+	// context's cancellation (dialect.Dialect.DetachReads; readContext).
+	detachReads bool
+	stmts       statements
+	closed      atomic.Bool
+	counters    counters
 	// guards maps each *heldLock on a dedicated connection to its
 	// *connGuard.
 	guards sync.Map
@@ -91,7 +94,11 @@ func Open(ctx context.Context, db *sql.DB, d dialect.Dialect, opts ...Option) (*
 	if err != nil {
 		return nil, fmt.Errorf("session: open: %w", err)
 	}
-	s := &Store{db: db, d: d, cfg: cfg}
+	detach, err := d.DetachReads(ctx, db)
+	if err != nil {
+		return nil, fmt.Errorf("session: open: %w", err)
+	}
+	s := &Store{db: db, d: d, cfg: cfg, detachReads: detach}
 	s.indexed, _ = cfg.codec.(codec.Indexed)
 	s.patcher, _ = cfg.codec.(codec.Patcher)
 	s.freshBytes = dialect.FreshBytes(db.Driver())
@@ -162,6 +169,21 @@ func (s *Store) expiryFor(now, created time.Time) time.Time {
 		}
 	}
 	return exp
+}
+
+// readContext returns the context a read outside a transaction runs
+// under: ctx, or, where the dialect lets such reads run detached
+// (dialect.Dialect.DetachReads), ctx without its cancellation, once ctx
+// is checked, so that neither database/sql nor the driver starts a
+// goroutine to watch it. It gives ctx's error when ctx is done.
+func (s *Store) readContext(ctx context.Context) (context.Context, error) {
+	if !s.detachReads || ctx.Done() == nil {
+		return ctx, nil
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return context.WithoutCancel(ctx), nil
 }
 
 // exec runs st in tx, or on q, or else on the pool, through its prepared

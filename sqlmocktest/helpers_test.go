@@ -45,6 +45,8 @@ type mocked struct {
 	// grace tells expectOpen that the store has a renewal grace window,
 	// which prepares the Forward statement too.
 	grace bool
+	// journal is the journal mode a mocked SQLite database reports.
+	journal string
 }
 
 // newMock returns a fresh mock posing as dialect name. At the end of the
@@ -70,7 +72,7 @@ func buildMock(t *testing.T, name string, strict bool) *mocked {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := &mocked{t: t, name: name, d: d, db: db, mock: mock, rec: rec, tab: visit.Default(), sql: st}
+	m := &mocked{t: t, name: name, d: d, db: db, mock: mock, rec: rec, tab: visit.Default(), sql: st, journal: "wal"}
 	t.Cleanup(func() {
 		if err := mock.ExpectationsWereMet(); strict && err != nil {
 			t.Error(err)
@@ -142,6 +144,15 @@ func (m *mocked) expectCatalog() {
 	m.mock.ExpectQuery(q).WithArgs(values(args)...).WillReturnRows(sqlmock.NewRows([]string{"count"}).AddRow(1))
 }
 
+// expectJournal expects, on the SQLite dialects, the journal-mode query
+// by which session.Open learns whether reads may run detached
+// (dialect.Dialect.DetachReads).
+func (m *mocked) expectJournal() {
+	if strings.HasPrefix(m.name, "sqlite") {
+		m.mock.ExpectQuery("PRAGMA journal_mode").WillReturnRows(sqlmock.NewRows([]string{"journal_mode"}).AddRow(m.journal))
+	}
+}
+
 // statementOrder lists the store's statements in the order Open prepares
 // them.
 func (m *mocked) statementOrder() []string {
@@ -150,10 +161,12 @@ func (m *mocked) statementOrder() []string {
 	return slices.DeleteFunc(order, func(q string) bool { return q == "" })
 }
 
-// expectOpen expects everything session.Open sends: the catalog queries
-// and, where the dialect prepares, one prepare per statement.
+// expectOpen expects everything session.Open sends: the catalog queries,
+// SQLite's journal mode and, where the dialect prepares, one prepare per
+// statement.
 func (m *mocked) expectOpen() {
 	m.expectCatalog()
+	m.expectJournal()
 	m.prepared = nil
 	if m.d.Prepare() {
 		order := m.statementOrder()

@@ -12,8 +12,8 @@ import (
 	"github.com/visitsession/visitsession/visit"
 )
 
-// TestOpenStatements checks what Open sends: two catalog queries, then, on
-// the dialects that prepare, one prepare per statement, all closed again by
+// TestOpenStatements checks what Open sends: two catalog queries, SQLite's
+// journal mode, then, on the dialects that prepare, one prepare per statement, all closed again by
 // Close; and nothing else.
 func TestOpenStatements(t *testing.T) {
 	eachDialect(t, func(t *testing.T, m *mocked) {
@@ -41,6 +41,7 @@ func TestOpenPrepareFailure(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			m := newMock(t, name)
 			m.expectCatalog()
+			m.expectJournal()
 			order := m.statementOrder()
 			for _, q := range order[:3] {
 				m.mock.ExpectPrepare(q).WillBeClosed()
@@ -51,6 +52,18 @@ func TestOpenPrepareFailure(t *testing.T) {
 				t.Fatalf("Open: %v", err)
 			}
 		})
+	}
+}
+
+// TestOpenJournalFailure makes SQLite's journal-mode query fail: Open
+// returns the error, wrapped, and prepares nothing.
+func TestOpenJournalFailure(t *testing.T) {
+	m := newMock(t, "sqlite")
+	m.expectCatalog()
+	m.mock.ExpectQuery("PRAGMA journal_mode").WillReturnError(m.permanent())
+	_, err := session.Open(context.Background(), m.db, m.d)
+	if err == nil || !strings.HasPrefix(err.Error(), "session: open: journal mode: ") || !errors.Is(err, m.permanent()) {
+		t.Fatalf("Open: %v", err)
 	}
 }
 
