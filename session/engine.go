@@ -44,6 +44,11 @@ func (s *Store) New() *Session { return &Session{store: s} }
 // Release; Load then gives ErrLockTimeout when the lock cannot be taken in
 // time.
 //
+// A ctx already done gives its error. Where the dialect lets reads run
+// detached (dialect.Dialect.DetachReads: SQLite in WAL mode) the read then
+// runs to its end once begun, so that nothing has to watch ctx; elsewhere
+// cancelling ctx cuts the read short.
+//
 // Stored data that does not decode gives an error wrapping ErrCorrupt
 // together with a usable empty session bound to the row, so that a Save
 // replaces the bad data. Other errors: ErrClosed, ErrLockTimeout, and
