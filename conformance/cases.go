@@ -13,6 +13,7 @@ var cases = []testCase{
 	{name: "Load/UnknownToken", run: loadUnknownToken},
 	{name: "Load/ExpiredToken", run: loadExpiredToken},
 	{name: "Load/Lazy", run: loadLazy},
+	{name: "Load/Cancelled", run: loadCancelled},
 	{name: "Save/LazyRowCreation", run: saveLazyRowCreation},
 	{name: "Save/RoundTrip", run: saveRoundTrip},
 	{name: "Save/UnchangedWritesNoData", run: saveUnchangedWritesNoData},

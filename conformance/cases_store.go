@@ -221,6 +221,44 @@ func loadLazy(ctx context.Context, e *env) error {
 	return nil
 }
 
+// loadCancelled: a load, and a save, under a context already cancelled
+// give an error wrapping context.Canceled, and the row stays as it was.
+func loadCancelled(ctx context.Context, e *env) error {
+	t, err := e.caseTable(ctx)
+	if err != nil {
+		return err
+	}
+	st, err := e.open(ctx, e.db, t)
+	if err != nil {
+		return err
+	}
+	saved, err := st.saveNew(ctx, map[string]any{"user": "alice"})
+	if err != nil {
+		return err
+	}
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := st.Load(cancelled, saved.Token()); !errors.Is(err, context.Canceled) {
+		return fmt.Errorf("Load under a cancelled context gave %v, want an error wrapping context.Canceled", err)
+	}
+	sess, err := st.Load(ctx, saved.Token())
+	if err != nil {
+		return fmt.Errorf("load: %w", err)
+	}
+	sess.Set("user", "bob")
+	if err := st.Save(cancelled, sess); !errors.Is(err, context.Canceled) {
+		return fmt.Errorf("Save under a cancelled context gave %v, want an error wrapping context.Canceled", err)
+	}
+	again, err := st.Load(ctx, saved.Token())
+	if err != nil {
+		return fmt.Errorf("load again: %w", err)
+	}
+	if got := again.GetString("user"); got != "alice" {
+		return fmt.Errorf("after a save under a cancelled context the session holds %q, want %q as before", got, "alice")
+	}
+	return nil
+}
+
 // saveLazyRowCreation: a session is written only once it holds a value.
 func saveLazyRowCreation(ctx context.Context, e *env) error {
 	t, err := e.caseTable(ctx)

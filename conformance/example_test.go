@@ -84,6 +84,6 @@ func ExampleWithTable() {
 	}
 	fmt.Println("rows left:", rows)
 	// Output:
-	// 9 passed, 0 failed
+	// 10 passed, 0 failed
 	// rows left: 1
 }
