@@ -61,7 +61,9 @@ func (st *statements) all() []*stmt {
 // mismatch gives an error wrapping ErrSchema that names the missing column
 // and the statement that adds it. Invalid options fail here. The
 // statements are built once; where the dialect prefers it they are
-// prepared once per connection.
+// prepared once per connection. Open asks the dialect whether reads may
+// run detached from their context (dialect.Dialect.DetachReads; on
+// SQLite, one query of the journal mode).
 func Open(ctx context.Context, db *sql.DB, d dialect.Dialect, opts ...Option) (*Store, error) {
 	if db == nil || d == nil {
 		return nil, errors.New("session: open: db and dialect are required")
