@@ -226,11 +226,7 @@ func concurrencySaveAfterRenew(ctx context.Context, e *env) error {
 // lockedCounterExact: in locked mode, read-modify-write increments from
 // several goroutines serialize, and none is lost.
 func lockedCounterExact(ctx context.Context, e *env) error {
-	t, err := e.caseTable(ctx)
-	if err != nil {
-		return err
-	}
-	st, err := e.open(ctx, e.db, t, session.WithMode(session.Locked), session.WithLockTimeout(30*time.Second))
+	st, err := e.caseStore(ctx, session.WithMode(session.Locked), session.WithLockTimeout(30*time.Second))
 	if err != nil {
 		return err
 	}

@@ -98,11 +98,7 @@ func sameValues(got, want map[string]any) error {
 // from the database with its Go type and value.
 func codecGobRoundTrip(ctx context.Context, e *env) error {
 	registerGobPoint()
-	t, err := e.caseTable(ctx)
-	if err != nil {
-		return err
-	}
-	st, err := e.open(ctx, e.db, t, session.WithCodec(session.GobCodec()))
+	st, err := e.caseStore(ctx, session.WithCodec(session.GobCodec()))
 	if err != nil {
 		return err
 	}
@@ -166,11 +162,7 @@ func gobCodecValues() map[string]any {
 // that only encoding/gob decodes.
 func codecReadsOneByOne(ctx context.Context, e *env) error {
 	registerGobPoint()
-	t, err := e.caseTable(ctx)
-	if err != nil {
-		return err
-	}
-	st, err := e.open(ctx, e.db, t)
+	st, err := e.caseStore(ctx)
 	if err != nil {
 		return err
 	}

@@ -70,11 +70,7 @@ func openMissingColumn(ctx context.Context, e *env) error {
 // loadMalformedToken: a malformed token gives a new session, costs no
 // query and is never adopted.
 func loadMalformedToken(ctx context.Context, e *env) error {
-	t, err := e.caseTable(ctx)
-	if err != nil {
-		return err
-	}
-	st, err := e.open(ctx, e.db, t)
+	st, err := e.caseStore(ctx)
 	if err != nil {
 		return err
 	}
@@ -192,11 +188,7 @@ func loadExpiredToken(ctx context.Context, e *env) error {
 // loadLazy: a lazy session costs no query until it is used, and then
 // loads as Load does.
 func loadLazy(ctx context.Context, e *env) error {
-	t, err := e.caseTable(ctx)
-	if err != nil {
-		return err
-	}
-	st, err := e.open(ctx, e.db, t)
+	st, err := e.caseStore(ctx)
 	if err != nil {
 		return err
 	}
@@ -224,11 +216,7 @@ func loadLazy(ctx context.Context, e *env) error {
 // loadCancelled: a load, and a save, under a context already cancelled
 // give an error wrapping context.Canceled, and the row stays as it was.
 func loadCancelled(ctx context.Context, e *env) error {
-	t, err := e.caseTable(ctx)
-	if err != nil {
-		return err
-	}
-	st, err := e.open(ctx, e.db, t)
+	st, err := e.caseStore(ctx)
 	if err != nil {
 		return err
 	}

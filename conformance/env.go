@@ -206,6 +206,15 @@ func (e *env) deleteTracked(ctx context.Context) error {
 	return nil
 }
 
+// caseStore gives a case its own table and a store on it, with opts.
+func (e *env) caseStore(ctx context.Context, opts ...session.Option) (*store, error) {
+	t, err := e.caseTable(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return e.open(ctx, e.db, t, opts...)
+}
+
 // store is a Store whose Save and Renew record the tokens they write, for
 // cleanup.
 type store struct {
