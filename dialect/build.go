@@ -1,8 +1,6 @@
 package dialect
 
 import (
-	"context"
-	"database/sql"
 	"fmt"
 	"strconv"
 	"strings"
@@ -48,16 +46,17 @@ type spec struct {
 	// ddl opens and closes the transaction of a migration, when the
 	// database needs a statement of its own for it (DDLTransaction).
 	ddl Lock
-	// detachReads, when set, tells whether the engine may run its reads
-	// on db detached from their context's cancellation (DetachReads).
-	detachReads  func(ctx context.Context, db *sql.DB) (bool, error)
-	encodeTime   func(time.Time) any
-	decodeTime   func(any) (time.Time, error)
-	classify     func(error) Class
-	columnsQuery func(schema, table string) (string, []any)
-	indexQuery   func(schema, table, column string) (string, []any)
-	normalize    func(d *sqlDialect, t visit.Table) []string
-	sweep        func(d *sqlDialect, t visit.Table, batch int) SweepStatements
+	// detachReads and detachedAnswer: the query, and its answer, that
+	// tell whether reads may run detached from their context
+	// (DetachReads).
+	detachReads, detachedAnswer string
+	encodeTime                  func(time.Time) any
+	decodeTime                  func(any) (time.Time, error)
+	classify                    func(error) Class
+	columnsQuery                func(schema, table string) (string, []any)
+	indexQuery                  func(schema, table, column string) (string, []any)
+	normalize                   func(d *sqlDialect, t visit.Table) []string
+	sweep                       func(d *sqlDialect, t visit.Table, batch int) SweepStatements
 }
 
 // sqlDialect is the single implementation of Dialect, driven by a spec.
@@ -82,11 +81,8 @@ func (d *sqlDialect) Classify(err error) Class {
 	}
 	return d.classify(err)
 }
-func (d *sqlDialect) DetachReads(ctx context.Context, db *sql.DB) (bool, error) {
-	if d.detachReads == nil {
-		return false, nil
-	}
-	return d.detachReads(ctx, db)
+func (d *sqlDialect) DetachReads() (query, detached string) {
+	return d.detachReads, d.detachedAnswer
 }
 func (d *sqlDialect) Lock() Lock             { return d.lock }
 func (d *sqlDialect) Prepare() bool          { return d.prepare }

@@ -1,7 +1,6 @@
 package dialect
 
 import (
-	"context"
 	"database/sql"
 	"time"
 
@@ -46,18 +45,22 @@ type Dialect interface {
 	// once per connection rather than send them as text each time; true
 	// where preparing saves a round trip or parsing on every call.
 	Prepare() bool
-	// DetachReads reports whether, on db, the engine may run a read outside
-	// a transaction (a load, a merge's reload) detached from its context's
-	// cancellation, once it has checked that the context is not done: true
-	// where such a read runs in the application's process and cannot wait
-	// for a writer, so that watching the context — a goroutine per
-	// statement in database/sql and in the driver — would cost more than
-	// the read and could cut nothing short. The context's values still
-	// reach the driver. SQLite answers true for a database in WAL mode,
-	// where a reader waits only for the recovery of a crashed writer's log,
-	// within busy_timeout; PostgreSQL and MySQL answer false: their reads
-	// cross a network, which a cancelled request must be able to abandon.
-	DetachReads(ctx context.Context, db *sql.DB) (bool, error)
+	// DetachReads returns the query that tells whether the engine may run
+	// a read outside a transaction (a load, a merge's reload) detached
+	// from its context's cancellation, once it has checked that the
+	// context is not done, and the value of the query's one column that
+	// says it may (compared without regard to case); query is empty where
+	// reads always watch their context. A read may run detached where it
+	// runs in the application's process and cannot wait for a writer, so
+	// that watching the context — a goroutine per statement in
+	// database/sql and in the driver — would cost more than the read and
+	// could cut nothing short; the context's values still reach the
+	// driver. SQLite asks for the journal mode and detaches in WAL mode,
+	// where a reader waits only for the recovery of a crashed writer's
+	// log, within busy_timeout; PostgreSQL and MySQL never detach: their
+	// reads cross a network, which a cancelled request must be able to
+	// abandon.
+	DetachReads() (query, detached string)
 }
 
 // Class is the kind of a driver error, as [Dialect.Classify] sees it.

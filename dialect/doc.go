@@ -4,10 +4,12 @@
 // A [Dialect] is data: it returns SQL text built once with
 // [github.com/Masterminds/squirrel] in the database's placeholder format and
 // identifier quoting, the DDL of the visit table, how instants are bound and
-// scanned, and how the driver's errors are classified. It executes nothing;
-// the session engine ([github.com/visitsession/visitsession/session]), the
-// schema tool ([github.com/visitsession/visitsession/visit.Migrate]) and the
-// sweeper run what it returns.
+// scanned, how the driver's errors are classified, and the query that
+// tells whether reads may run detached from their context. It executes
+// nothing; the session engine
+// ([github.com/visitsession/visitsession/session]), the schema tool
+// ([github.com/visitsession/visitsession/visit.Migrate]) and the sweeper
+// run what it returns.
 //
 // Three dialects ship:
 //   - [Postgres] for PostgreSQL through github.com/jackc/pgx/v5/stdlib;

@@ -1,8 +1,6 @@
 package dialect
 
 import (
-	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"strconv"
@@ -65,7 +63,8 @@ var sqliteDialect = newDialect(spec{
 	prepare:          true,
 	takeLock:         true,
 	ddl:              Lock{Begin: "BEGIN IMMEDIATE", Commit: "COMMIT", Rollback: "ROLLBACK"},
-	detachReads:      sqliteInWAL,
+	detachReads:      "PRAGMA journal_mode",
+	detachedAnswer:   "wal",
 	encodeTime:       func(t time.Time) any { return t.UnixMicro() },
 	decodeTime: func(src any) (time.Time, error) {
 		switch v := src.(type) {
@@ -161,14 +160,4 @@ func parseSQLiteText(s string) (time.Time, error) {
 		return time.UnixMicro(n).UTC(), nil
 	}
 	return time.Time{}, fmt.Errorf("dialect: time %q: not a timestamp", s)
-}
-
-// sqliteInWAL reports whether db is in WAL mode, whose readers never wait
-// for a writer. The mode is the database file's: every connection has it.
-func sqliteInWAL(ctx context.Context, db *sql.DB) (bool, error) {
-	var mode string
-	if err := db.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
-		return false, fmt.Errorf("journal mode: %w", err)
-	}
-	return strings.EqualFold(mode, "wal"), nil
 }

@@ -45,9 +45,6 @@ func watched(t *testing.T) *watchedContext {
 func TestReadsDetach(t *testing.T) {
 	check := func(t *testing.T, db *sql.DB, d dialect.Dialect, tab visit.Table, detached bool) {
 		ctx := context.Background()
-		if got, err := d.DetachReads(ctx, db); err != nil || got != detached {
-			t.Fatalf("DetachReads = %v, %v; want %v", got, err, detached)
-		}
 		st, err := session.Open(ctx, db, d, session.WithTable(tab))
 		if err != nil {
 			t.Fatal(err)

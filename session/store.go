@@ -61,9 +61,9 @@ func (st *statements) all() []*stmt {
 // mismatch gives an error wrapping ErrSchema that names the missing column
 // and the statement that adds it. Invalid options fail here. The
 // statements are built once; where the dialect prefers it they are
-// prepared once per connection. Open asks the dialect whether reads may
-// run detached from their context (dialect.Dialect.DetachReads; on
-// SQLite, one query of the journal mode).
+// prepared once per connection. Open runs the dialect's query that tells
+// whether reads may run detached from their context
+// (dialect.Dialect.DetachReads; on SQLite, of the journal mode).
 func Open(ctx context.Context, db *sql.DB, d dialect.Dialect, opts ...Option) (*Store, error) {
 	if db == nil || d == nil {
 		return nil, errors.New("session: open: db and dialect are required")
@@ -96,7 +96,7 @@ func Open(ctx context.Context, db *sql.DB, d dialect.Dialect, opts ...Option) (*
 	if err != nil {
 		return nil, fmt.Errorf("session: open: %w", err)
 	}
-	detach, err := d.DetachReads(ctx, db)
+	detach, err := detachReads(ctx, db, d)
 	if err != nil {
 		return nil, fmt.Errorf("session: open: %w", err)
 	}
@@ -171,6 +171,22 @@ func (s *Store) expiryFor(now, created time.Time) time.Time {
 		}
 	}
 	return exp
+}
+
+// detachReads runs the dialect's query that tells whether reads may run
+// detached from their context (dialect.Dialect.DetachReads). The answer
+// is the database's (on SQLite, the file's journal mode), the same on
+// every pooled connection.
+func detachReads(ctx context.Context, db *sql.DB, d dialect.Dialect) (bool, error) {
+	q, want := d.DetachReads()
+	if q == "" {
+		return false, nil
+	}
+	var got string
+	if err := db.QueryRowContext(ctx, q).Scan(&got); err != nil {
+		return false, fmt.Errorf("%s: %w", q, err)
+	}
+	return strings.EqualFold(got, want), nil
 }
 
 // readContext returns the context a read outside a transaction runs

@@ -144,12 +144,12 @@ func (m *mocked) expectCatalog() {
 	m.mock.ExpectQuery(q).WithArgs(values(args)...).WillReturnRows(sqlmock.NewRows([]string{"count"}).AddRow(1))
 }
 
-// expectJournal expects, on the SQLite dialects, the journal-mode query
-// by which session.Open learns whether reads may run detached
-// (dialect.Dialect.DetachReads).
+// expectJournal expects the dialect's query by which session.Open learns
+// whether reads may run detached (dialect.Dialect.DetachReads): on the
+// SQLite dialects, of the journal mode.
 func (m *mocked) expectJournal() {
-	if strings.HasPrefix(m.name, "sqlite") {
-		m.mock.ExpectQuery("PRAGMA journal_mode").WillReturnRows(sqlmock.NewRows([]string{"journal_mode"}).AddRow(m.journal))
+	if q, _ := m.d.DetachReads(); q != "" {
+		m.mock.ExpectQuery(q).WillReturnRows(sqlmock.NewRows([]string{"journal_mode"}).AddRow(m.journal))
 	}
 }
 

@@ -62,7 +62,7 @@ func TestOpenJournalFailure(t *testing.T) {
 	m.expectCatalog()
 	m.mock.ExpectQuery("PRAGMA journal_mode").WillReturnError(m.permanent())
 	_, err := session.Open(context.Background(), m.db, m.d)
-	if err == nil || !strings.HasPrefix(err.Error(), "session: open: journal mode: ") || !errors.Is(err, m.permanent()) {
+	if err == nil || !strings.HasPrefix(err.Error(), "session: open: PRAGMA journal_mode: ") || !errors.Is(err, m.permanent()) {
 		t.Fatalf("Open: %v", err)
 	}
 }
