@@ -46,10 +46,11 @@ type Dialect interface {
 	// where preparing saves a round trip or parsing on every call.
 	Prepare() bool
 	// DetachReads returns the query that tells whether the engine may run
-	// a read outside a transaction (a load, a merge's reload) detached
-	// from its context's cancellation, once it has checked that the
-	// context is not done, and the value of the query's one column that
-	// says it may (compared without regard to case); query is empty where
+	// a read outside a transaction (a load, a merge's reload, the read of
+	// a renewed session's forward) detached from its context's
+	// cancellation, once it has checked that the context is not done, and
+	// the value of the query's one column that says it may (compared
+	// without regard to case); query is empty where
 	// reads always watch their context. A read may run detached where it
 	// runs in the application's process and cannot wait for a writer, so
 	// that watching the context — a goroutine per statement in

@@ -52,11 +52,7 @@ func TestBinaryCheckRandom(t *testing.T) {
 	r := seeded(t, 0xc4ec)
 	accepted := 0
 	for i := range 2000 {
-		in := randSession(r)
-		data, err := Binary().Encode(in)
-		if err != nil {
-			t.Fatalf("case %d: Encode: %v", i, err)
-		}
+		_, data := randEncoded(t, r, i)
 		if _, ok := (binaryCodec{}).Check(data, nil); ok {
 			accepted++
 		} else if !bytes.Contains(data, []byte("testPoint")) {

@@ -97,11 +97,7 @@ func TestBinaryPatchRandom(t *testing.T) {
 	r := seeded(t, 0x9a7c)
 	patched := 0
 	for i := range 2000 {
-		base := randSession(r)
-		data, err := Binary().Encode(base)
-		if err != nil {
-			t.Fatalf("case %d: Encode: %v", i, err)
-		}
+		base, data := randEncoded(t, r, i)
 		changes, values := randChanges(r, base)
 		want, err := Binary().Encode(values)
 		if err != nil {

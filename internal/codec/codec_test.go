@@ -555,11 +555,7 @@ func TestBinaryRoundTripRandom(t *testing.T) {
 	r := seeded(t, 0x5e55)
 	c := Binary()
 	for i := range 2000 {
-		in := randSession(r)
-		data, err := c.Encode(in)
-		if err != nil {
-			t.Fatalf("case %d: Encode: %v", i, err)
-		}
+		in, data := randEncoded(t, r, i)
 		out, err := c.Decode(data)
 		if err != nil {
 			t.Fatalf("case %d: Decode: %v", i, err)
@@ -583,6 +579,18 @@ func seeded(t *testing.T, stream uint64) *rand.Rand {
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("seed %d", seed)
 	return rand.New(rand.NewPCG(seed, stream))
+}
+
+// randEncoded returns a random session (randSession) and its binary
+// encoding, for random case i.
+func randEncoded(t *testing.T, r *rand.Rand, i int) (map[string]any, []byte) {
+	t.Helper()
+	in := randSession(r)
+	data, err := Binary().Encode(in)
+	if err != nil {
+		t.Fatalf("case %d: Encode: %v", i, err)
+	}
+	return in, data
 }
 
 // randSession returns up to eleven random values under random keys.
