@@ -226,11 +226,7 @@ func concurrencySaveAfterRenew(ctx context.Context, e *env) error {
 // lockedCounterExact: in locked mode, read-modify-write increments from
 // several goroutines serialize, and none is lost.
 func lockedCounterExact(ctx context.Context, e *env) error {
-	st, err := e.caseStore(ctx, session.WithMode(session.Locked), session.WithLockTimeout(30*time.Second))
-	if err != nil {
-		return err
-	}
-	sess, err := st.saveNew(ctx, map[string]any{"n": 0})
+	st, sess, err := e.caseSession(ctx, map[string]any{"n": 0}, session.WithMode(session.Locked), session.WithLockTimeout(30*time.Second))
 	if err != nil {
 		return err
 	}

@@ -188,11 +188,7 @@ func loadExpiredToken(ctx context.Context, e *env) error {
 // loadLazy: a lazy session costs no query until it is used, and then
 // loads as Load does.
 func loadLazy(ctx context.Context, e *env) error {
-	st, err := e.caseStore(ctx)
-	if err != nil {
-		return err
-	}
-	saved, err := st.saveNew(ctx, map[string]any{"user": "alice"})
+	st, saved, err := e.caseSession(ctx, map[string]any{"user": "alice"})
 	if err != nil {
 		return err
 	}
@@ -216,11 +212,7 @@ func loadLazy(ctx context.Context, e *env) error {
 // loadCancelled: a load, and a save, under a context already cancelled
 // give an error wrapping context.Canceled, and the row stays as it was.
 func loadCancelled(ctx context.Context, e *env) error {
-	st, err := e.caseStore(ctx)
-	if err != nil {
-		return err
-	}
-	saved, err := st.saveNew(ctx, map[string]any{"user": "alice"})
+	st, saved, err := e.caseSession(ctx, map[string]any{"user": "alice"})
 	if err != nil {
 		return err
 	}

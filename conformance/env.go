@@ -215,6 +215,17 @@ func (e *env) caseStore(ctx context.Context, opts ...session.Option) (*store, er
 	return e.open(ctx, e.db, t, opts...)
 }
 
+// caseSession gives a case its own table, a store on it with opts, and a
+// session of values saved there.
+func (e *env) caseSession(ctx context.Context, values map[string]any, opts ...session.Option) (*store, *session.Session, error) {
+	st, err := e.caseStore(ctx, opts...)
+	if err != nil {
+		return nil, nil, err
+	}
+	sess, err := st.saveNew(ctx, values)
+	return st, sess, err
+}
+
 // store is a Store whose Save and Renew record the tokens they write, for
 // cleanup.
 type store struct {

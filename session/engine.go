@@ -228,23 +228,30 @@ func (s *Store) decodeFailed(err error) error {
 // encodeSession returns the data to store for sess: the data it was
 // loaded with while that stands for its values unchanged, or that data
 // patched with the session's changes, or else its values encoded whole.
-func (s *Store) encodeSession(sess *Session) ([]byte, error) {
+// n is the number of values in data when the codec patched it from data
+// that stands for the values (see Session.wrote), and -1 otherwise.
+func (s *Store) encodeSession(sess *Session) (data []byte, n int, err error) {
 	lazy := sess.rawStands()
 	if lazy && len(sess.changes) == 0 {
-		return sess.raw, nil
+		return sess.raw, -1, nil
 	}
 	if sess.raw != nil && s.patcher != nil && !sess.cleared && len(sess.changes) > 0 {
 		// A decoded session knows how many values the data must hold;
 		// one that reads them from raw has them checked by the codec.
 		if data, n, ok := s.patcher.Patch(sess.raw, sess.changes, sess.values); ok && (lazy || n == len(sess.values)) {
 			if n == 0 {
-				return nil, nil
+				return nil, -1, nil
 			}
-			return s.fits(data)
+			if !lazy {
+				n = -1
+			}
+			data, err = s.fits(data)
+			return data, n, err
 		}
 	}
 	sess.decodeRaw()
-	return s.encode(sess.values)
+	data, err = s.encode(sess.values)
+	return data, -1, err
 }
 
 // encode turns values into stored data: nil for an empty session,
@@ -404,7 +411,7 @@ func (sess *Session) rebase(fresh map[string]any, data []byte) {
 }
 
 func (s *Store) insert(ctx context.Context, sess *Session, now time.Time) error {
-	data, err := s.encodeSession(sess)
+	data, _, err := s.encodeSession(sess)
 	if err != nil {
 		return fmt.Errorf("session: save: %w", err)
 	}
@@ -419,7 +426,7 @@ func (s *Store) insert(ctx context.Context, sess *Session, now time.Time) error 
 		if err == nil {
 			sess.token, sess.key, sess.exists = tok, key, true
 			sess.created, sess.expiry, sess.version = now, exp, 1
-			sess.wrote(data)
+			sess.wrote(data, -1)
 			s.counters.inserts.Add(1)
 			return nil
 		}
@@ -455,22 +462,22 @@ func (s *Store) affected(ctx context.Context, op string, tx *sql.Tx, q querier, 
 func (s *Store) saveMerge(ctx context.Context, sess *Session, now time.Time) error {
 	w := mergeWait{read: time.Now()}
 	for attempt := 1; ; attempt++ {
-		data, err := s.encodeSession(sess)
+		data, n, err := s.encodeSession(sess)
 		if err != nil {
 			return fmt.Errorf("session: save: %w", err)
 		}
 		exp := s.expiryFor(now, sess.created)
 		e := s.d.EncodeTime(exp)
-		n, err := s.affected(ctx, "save", nil, nil, &s.stmts.update, data, e, e, sess.key, sess.version, s.d.EncodeTime(now))
+		rows, err := s.affected(ctx, "save", nil, nil, &s.stmts.update, data, e, e, sess.key, sess.version, s.d.EncodeTime(now))
 		if err != nil {
 			return fmt.Errorf("session: save: %w", err)
 		}
-		if n > 0 {
+		if rows > 0 {
 			sess.version++
 			if exp.After(sess.expiry) {
 				sess.expiry = exp
 			}
-			sess.wrote(data)
+			sess.wrote(data, n)
 			s.counters.updates.Add(1)
 			return nil
 		}
@@ -555,18 +562,18 @@ func (s *Store) rebaseFromStore(ctx context.Context, sess *Session, attempt int,
 }
 
 func (s *Store) saveAny(ctx context.Context, sess *Session, now time.Time) error {
-	data, err := s.encodeSession(sess)
+	data, n, err := s.encodeSession(sess)
 	if err != nil {
 		return fmt.Errorf("session: save: %w", err)
 	}
 	exp := s.expiryFor(now, sess.created)
 	e := s.d.EncodeTime(exp)
 	for hop := 0; ; hop++ {
-		n, err := s.affected(ctx, "save", nil, nil, &s.stmts.updateAny, data, e, e, sess.key, s.d.EncodeTime(now))
+		rows, err := s.affected(ctx, "save", nil, nil, &s.stmts.updateAny, data, e, e, sess.key, s.d.EncodeTime(now))
 		if err != nil {
 			return fmt.Errorf("session: save: %w", err)
 		}
-		if n > 0 {
+		if rows > 0 {
 			break
 		}
 		// The session is gone, or was renewed: within a grace window, the
@@ -587,7 +594,7 @@ func (s *Store) saveAny(ctx context.Context, sess *Session, now time.Time) error
 	if exp.After(sess.expiry) {
 		sess.expiry = exp
 	}
-	sess.wrote(data)
+	sess.wrote(data, n)
 	s.counters.updates.Add(1)
 	return nil
 }
@@ -764,7 +771,7 @@ func (s *Store) renew(ctx context.Context, sess *Session, now time.Time, tx *sql
 	collisions := 0
 	w := mergeWait{read: time.Now()}
 	for attempt := 1; ; attempt++ {
-		data, err := s.encodeSession(sess)
+		data, patched, err := s.encodeSession(sess)
 		if err != nil {
 			return renewedFrom{}, fmt.Errorf("session: renew: %w", err)
 		}
@@ -790,7 +797,7 @@ func (s *Store) renew(ctx context.Context, sess *Session, now time.Time, tx *sql
 			if exp.After(sess.expiry) {
 				sess.expiry = exp
 			}
-			sess.wrote(data)
+			sess.wrote(data, patched)
 			return from, nil
 		}
 		if tx != nil || q != nil {

@@ -222,9 +222,10 @@ func (s *Store) saveLocked(ctx context.Context, sess *Session, now time.Time) er
 	oldExpiry := sess.expiry
 	var exp time.Time
 	var data []byte
+	var patched int
 	var err error
 	if changed {
-		if data, err = s.encodeSession(sess); err == nil {
+		if data, patched, err = s.encodeSession(sess); err == nil {
 			exp = s.expiryFor(now, sess.created)
 			e := s.d.EncodeTime(exp)
 			err = s.inLock(ctx, h, func(tx *sql.Tx, q querier) error {
@@ -256,7 +257,7 @@ func (s *Store) saveLocked(ctx context.Context, sess *Session, now time.Time) er
 		if exp.After(sess.expiry) {
 			sess.expiry = exp
 		}
-		sess.wrote(data)
+		sess.wrote(data, patched)
 		s.counters.updates.Add(1)
 	}
 	return nil

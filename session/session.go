@@ -37,8 +37,8 @@ type Session struct {
 	// values holds the session's values; while raw stands for them, only
 	// those set since the last save.
 	values map[string]any
-	// raw is data the codec has checked whole: the session's loaded or
-	// last written data. Until rawDecoded is set it stands for the values
+	// raw is data the codec has checked whole, or patched from such data:
+	// the session's loaded or last written data. Until rawDecoded is set it stands for the values
 	// with changes on top: reads decode just the value they ask for from
 	// it, changes go to values and changes, and listing, a read past
 	// maxRawReads or a save the codec cannot patch decodes it into values.
@@ -47,7 +47,7 @@ type Session struct {
 	raw      []byte
 	rawLen   int32                // number of values in raw
 	rawReads int32                // values read from raw so far
-	rawIndex [rawIndexSize]uint32 // where raw's keys are, for Lookup
+	rawIndex [rawIndexSize]uint32 // where raw's keys are, for Lookup, once raw is checked
 
 	// changes holds the keys set (true) or deleted (false) since the
 	// last save.
@@ -57,6 +57,7 @@ type Session struct {
 
 	lazy       bool // the load waits for the first use
 	rawDecoded bool // values holds raw's values, with changes on top
+	rawPatched bool // raw was patched by the last save, not yet checked (indexRaw)
 	exists     bool // a row exists under key
 	cleared    bool // Clear was called since the last save
 	destroyed  bool // Destroy ended the session in this request
@@ -82,7 +83,7 @@ func (s *Session) lookupLocked(key string) (any, bool) {
 			v, ok := s.values[key]
 			return v, set && ok
 		}
-		if s.rawReads < maxRawReads {
+		if s.rawReads < maxRawReads && s.indexRaw() {
 			s.rawReads++
 			if v, ok, err := s.store.indexed.Lookup(s.raw, s.rawIndex[:], key); err == nil {
 				return v, ok
@@ -94,8 +95,8 @@ func (s *Session) lookupLocked(key string) (any, bool) {
 	return v, ok
 }
 
-// rawHas reports whether raw, standing for the values, holds key. It must
-// be called with mu held.
+// rawHas reports whether raw, standing for the values and indexed
+// (indexRaw), holds key. It must be called with mu held.
 func (s *Session) rawHas(key string) bool {
 	_, ok, err := s.store.indexed.Lookup(s.raw, s.rawIndex[:], key)
 	return ok && err == nil
@@ -104,6 +105,23 @@ func (s *Session) rawHas(key string) bool {
 // rawStands reports whether raw stands for the session's values, not yet
 // decoded.
 func (s *Session) rawStands() bool { return s.raw != nil && !s.rawDecoded }
+
+// indexRaw readies raw, while it stands for the values, for Lookup: data
+// a save patched is checked and indexed on its first read, so that a
+// request that saves and reads no more never walks it. Data the codec
+// does not vouch for after all is decoded (decodeRaw). It reports whether
+// raw still stands for the values. It must be called with mu held.
+func (s *Session) indexRaw() bool {
+	if !s.rawPatched {
+		return true
+	}
+	s.rawPatched = false
+	if n, ok := s.store.indexed.Check(s.raw, s.rawIndex[:]); ok && int32(n) == s.rawLen {
+		return true
+	}
+	s.decodeRaw()
+	return false
+}
 
 // decodeRaw turns the loaded data into values, if still undecoded, with
 // the changes made since on top, and keeps it as the base of the next
@@ -116,13 +134,14 @@ func (s *Session) decodeRaw() {
 	if err != nil {
 		s.dropRaw()
 		if s.loadErr == nil {
-			// Checked data that does not decode after all is reported
-			// as a load of undecodable data is: the session holds only
-			// what was set since, and a save replaces the data.
+			// Checked or patched data that does not decode after all is
+			// reported as a load of undecodable data is: the session
+			// holds only what it set, and a save replaces the data.
 			s.loadErr = fmt.Errorf("session: load: %w", err)
 		}
+		values = s.values
 	} else {
-		s.rawDecoded, s.rawLen, s.rawReads = true, 0, 0
+		s.rawDecoded, s.rawPatched, s.rawLen, s.rawReads = true, false, 0, 0
 	}
 	if values == nil && len(s.changes) > 0 {
 		values = make(map[string]any, len(s.changes))
@@ -144,25 +163,33 @@ func (s *Session) applyChanges(values map[string]any) map[string]any {
 }
 
 // dropRaw forgets the loaded data, once values alone stand for the session.
-func (s *Session) dropRaw() { s.raw, s.rawDecoded, s.rawLen, s.rawReads = nil, false, 0, 0 }
+func (s *Session) dropRaw() {
+	s.raw, s.rawDecoded, s.rawPatched, s.rawLen, s.rawReads = nil, false, false, 0, 0
+}
 
 // wrote records that data, the encoding of the session's values, was
 // written: the changes are saved, and data becomes the base of the next
 // save. A session reading its values from raw goes on reading them from
-// data, once the codec has indexed it; the values it set stay in values,
-// unused, so that changes restored after a rolled-back renewal still
-// find theirs.
-func (s *Session) wrote(data []byte) {
+// data: data the codec patched from raw (patched, the number of its
+// values, is not negative) is checked and indexed on its first read
+// (indexRaw), other data at once. The values it set stay in values,
+// unused, so that changes restored after a rolled-back renewal still find
+// theirs.
+func (s *Session) wrote(data []byte, patched int) {
 	lazy := s.rawStands() && len(s.changes) > 0
 	s.resetChanges()
 	if !lazy {
 		if !s.rawStands() {
-			s.raw, s.rawDecoded, s.rawLen, s.rawReads = data, data != nil, 0, 0
+			s.raw, s.rawDecoded, s.rawPatched, s.rawLen, s.rawReads = data, data != nil, false, 0, 0
 		}
 		return
 	}
+	if patched >= 0 && len(data) > 0 {
+		s.raw, s.rawPatched, s.rawLen, s.rawReads = data, true, int32(patched), 0
+		return
+	}
 	if n, ok := s.store.indexed.Check(data, s.rawIndex[:]); ok && len(data) > 0 {
-		s.raw, s.rawLen, s.rawReads = data, int32(n), 0
+		s.raw, s.rawPatched, s.rawLen, s.rawReads = data, false, int32(n), 0
 		return
 	}
 	values, err := s.store.decode(data)
@@ -182,7 +209,7 @@ func (s *Session) wrote(data []byte) {
 
 // lenLocked returns the number of values. It must be called with mu held.
 func (s *Session) lenLocked() int {
-	if !s.rawStands() {
+	if !s.rawStands() || !s.indexRaw() {
 		return len(s.values)
 	}
 	n := int(s.rawLen)
@@ -358,7 +385,7 @@ func (s *Session) Delete(key string) {
 // deleteLocked removes key, recording the change. It must be called with
 // mu held.
 func (s *Session) deleteLocked(key string) {
-	if s.rawStands() {
+	if s.rawStands() && s.indexRaw() {
 		if set, changed := s.changes[key]; !set && (changed || !s.rawHas(key)) {
 			return
 		}
