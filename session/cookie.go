@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/textproto"
+	"strconv"
 	"strings"
 	"time"
 
@@ -55,6 +56,12 @@ type cookieConfig struct {
 	secure     bool
 	sameSite   http.SameSite
 	persistent bool
+
+	// The Set-Cookie header's fixed parts, as net/http renders them:
+	// head comes before the value, mid between the value and the expiry
+	// attributes (Path, Domain), tail after them (HttpOnly, Secure,
+	// SameSite). Set by resolve.
+	head, mid, tail string
 }
 
 func (o CookieOptions) resolve() (cookieConfig, error) {
@@ -96,10 +103,21 @@ func (o CookieOptions) resolve() (cookieConfig, error) {
 	if hasPrefixFold(c.name, "__Secure-") && !c.secure {
 		return c, fmt.Errorf("cookie %q: the __Secure- prefix requires Secure (Insecure is set)", c.name)
 	}
-	probe := c.cookie(strings.Repeat("A", visit.TokenLength))
+	placeholder := strings.Repeat("A", visit.TokenLength)
+	probe := c.cookie(placeholder)
 	if err := probe.Valid(); err != nil {
 		return c, fmt.Errorf("cookie: %w", err)
 	}
+	// net/http renders the attributes that never change once; each
+	// response's header is then those parts around its value and expiry.
+	line := probe.String()
+	head := c.name + "="
+	value := strings.Index(line, "="+placeholder) + 1
+	tail := strings.LastIndex(line, "; HttpOnly")
+	if value != len(head) || tail < value+len(placeholder) {
+		return c, fmt.Errorf("cookie %q: unexpected rendering %q", c.name, line)
+	}
+	c.head, c.mid, c.tail = head, line[value+len(placeholder):tail], line[tail:]
 	return c, nil
 }
 
@@ -120,23 +138,61 @@ func (c cookieConfig) cookie(value string) *http.Cookie {
 	}
 }
 
-// forToken returns the cookie for token: persistent ones expire with the
-// session, at expiry as seen from now on the store's clock.
-func (c cookieConfig) forToken(token string, expiry, now time.Time) *http.Cookie {
-	ck := c.cookie(token)
+// forToken returns the Set-Cookie header of the cookie for token:
+// persistent ones expire with the session, at expiry as seen from now on
+// the store's clock.
+func (c cookieConfig) forToken(token string, expiry, now time.Time) string {
 	if c.persistent && !expiry.IsZero() {
-		ck.Expires = expiry.UTC()
-		ck.MaxAge = max(1, int((expiry.Sub(now)+time.Second-1)/time.Second))
+		return c.header(token, expiry, max(1, int((expiry.Sub(now)+time.Second-1)/time.Second)))
 	}
-	return ck
+	return c.header(token, time.Time{}, 0)
 }
 
-// expired returns the cookie that makes the browser forget the session.
-func (c cookieConfig) expired() *http.Cookie {
-	ck := c.cookie("")
-	ck.MaxAge = -1
-	ck.Expires = time.Unix(1, 0).UTC()
-	return ck
+// expired returns the Set-Cookie header that makes the browser forget the
+// session.
+func (c cookieConfig) expired() string { return c.header("", time.Unix(1, 0), -1) }
+
+// header returns the Set-Cookie header of the cookie carrying value, a
+// token or "", with Expires (unless expires is zero) and Max-Age (unless
+// maxAge is 0, as in http.Cookie): what net/http's Cookie.String writes,
+// without a Cookie to build and check for every response.
+func (c cookieConfig) header(value string, expires time.Time, maxAge int) string {
+	var b strings.Builder
+	b.Grow(len(c.head) + len(value) + len(c.mid) + len(c.tail) + len("; Expires=Mon, 02 Jan 2006 15:04:05 GMT; Max-Age=2147483647"))
+	b.WriteString(c.head)
+	b.WriteString(value)
+	b.WriteString(c.mid)
+	var buf [32]byte
+	if expires.Year() >= 1601 { // as net/http: earlier instants are left out
+		b.WriteString("; Expires=")
+		b.Write(appendHTTPTime(buf[:0], expires))
+	}
+	switch {
+	case maxAge > 0:
+		b.WriteString("; Max-Age=")
+		b.Write(strconv.AppendInt(buf[:0], int64(maxAge), 10))
+	case maxAge < 0:
+		b.WriteString("; Max-Age=0")
+	}
+	b.WriteString(c.tail)
+	return b.String()
+}
+
+// appendHTTPTime appends t in http.TimeFormat, as t.UTC().AppendFormat
+// does, without interpreting the layout for each call.
+func appendHTTPTime(b []byte, t time.Time) []byte {
+	t = t.UTC()
+	y, mo, d := t.Date()
+	if y < 1000 || y > 9999 {
+		return t.AppendFormat(b, http.TimeFormat)
+	}
+	h, mi, s := t.Clock()
+	b = append(b, "SunMonTueWedThuFriSat"[t.Weekday()*3:][:3]...)
+	b = append(b, ',', ' ', byte('0'+d/10), byte('0'+d%10), ' ')
+	b = append(b, "JanFebMarAprMayJunJulAugSepOctNovDec"[(mo-1)*3:][:3]...)
+	b = append(b, ' ', byte('0'+y/1000), byte('0'+y/100%10), byte('0'+y/10%10), byte('0'+y%10), ' ',
+		byte('0'+h/10), byte('0'+h%10), ':', byte('0'+mi/10), byte('0'+mi%10), ':', byte('0'+s/10), byte('0'+s%10))
+	return append(b, " GMT"...)
 }
 
 // read returns the token of the request's session cookie: the first

@@ -401,9 +401,11 @@ func (rs *requestState) saveLocked(ctx context.Context, sess *Session) (time.Tim
 	return sess.Expiry(), nil
 }
 
-func (rs *requestState) setCookieLocked(c *http.Cookie) {
+// setCookieLocked sends the Set-Cookie header cookie, which caches must
+// not store with the response.
+func (rs *requestState) setCookieLocked(cookie string) {
 	h := rs.w.Header()
-	h.Add("Set-Cookie", c.String())
+	h.Add("Set-Cookie", cookie)
 	h.Add("Cache-Control", `no-cache="Set-Cookie"`)
 }
 
