@@ -38,10 +38,11 @@ type Session struct {
 	// those set since the last save.
 	values map[string]any
 	// raw is data the codec has checked whole, or patched from such data:
-	// the session's loaded or last written data. Until rawDecoded is set it stands for the values
-	// with changes on top: reads decode just the value they ask for from
-	// it, changes go to values and changes, and listing, a read past
-	// maxRawReads or a save the codec cannot patch decodes it into values.
+	// the session's loaded or last written data. Until rawDecoded is set
+	// it stands for the values with changes on top: reads decode just the
+	// value they ask for from it, changes go to values and changes, and
+	// listing, a read past maxRawReads or a save the codec cannot patch
+	// decodes it into values.
 	// Once decoded it is what values held before changes. A save writes
 	// its new data by patching raw with the changes (codec.Patcher).
 	raw      []byte
