@@ -35,7 +35,8 @@ type Session struct {
 	version int64
 
 	// values holds the session's values; while raw stands for them, only
-	// those set since the last save.
+	// those set since it was loaded (the ones set before a save stay,
+	// unused: see wrote).
 	values map[string]any
 	// raw is data the codec has checked whole, or patched from such data:
 	// the session's loaded or last written data. Until rawDecoded is set
