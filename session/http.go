@@ -341,7 +341,7 @@ func (rs *requestState) commitLocked() {
 		return
 	}
 	rs.used.Store(true)
-	addVary(rs.w.Header(), "Cookie")
+	varyCookie(rs.w.Header())
 	sess := &rs.session
 	ctx := context.WithoutCancel(rs.r.Context())
 	if err := sess.Err(); err != nil {
@@ -438,16 +438,18 @@ func (rs *requestState) lateCheckLocked() {
 	rs.lateFailLocked(fmt.Errorf("session: %w: %s", ErrResponseStarted, what))
 }
 
-// addVary adds value to the Vary header unless it is there.
-func addVary(h http.Header, value string) {
-	for _, v := range h.Values("Vary") {
-		for _, f := range strings.Split(v, ",") {
-			if f = strings.TrimSpace(f); f == "*" || strings.EqualFold(f, value) {
+// varyCookie adds Cookie to the Vary header unless it, or *, is there.
+// "Vary" is a canonical key: the header is read and written in place.
+func varyCookie(h http.Header) {
+	vary := h["Vary"]
+	for _, v := range vary {
+		for f := range strings.SplitSeq(v, ",") {
+			if f = strings.TrimSpace(f); f == "*" || strings.EqualFold(f, "Cookie") {
 				return
 			}
 		}
 	}
-	h.Add("Vary", value)
+	h["Vary"] = append(vary, "Cookie")
 }
 
 // recordingWriter notes whether the error handler wrote a response.
