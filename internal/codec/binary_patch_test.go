@@ -188,8 +188,12 @@ func TestBinaryPatchAllocs(t *testing.T) {
 	if _, _, ok := (binaryCodec{}).Patch(data, changes, values); !ok {
 		t.Fatal("not patched")
 	}
-	// Only the result is allocated.
-	if n := testing.AllocsPerRun(100, func() { (binaryCodec{}).Patch(data, changes, values) }); n != 1 {
+	// Only the result is allocated. Measured on one encoder, as Patch
+	// takes from its pool: under the race detector sync.Pool drops a
+	// quarter of what is put back, so through the pool the count would
+	// depend on chance.
+	e := encoderPool.Get().(*encoder)
+	if n := testing.AllocsPerRun(100, func() { e.patch(data, changes, values) }); n != 1 {
 		t.Fatalf("Patch allocates %v times, want 1", n)
 	}
 }
