@@ -138,7 +138,8 @@ func patchedSession(t *testing.T, ix *countingIndexed) (*Store, *Session) {
 	return st, sess
 }
 
-// save writes the session's changes as a save would, without a database.
+// saveInMemory writes the session's changes as a save would, without a
+// database.
 func (s *Store) saveInMemory(t *testing.T, sess *Session) {
 	t.Helper()
 	data, n, err := s.encodeSession(sess)

@@ -32,9 +32,10 @@
 // whole; changes do not: they are kept beside the loaded data, and a save
 // writes that data with the changed values patched in, re-encoding only
 // those; a read after the save checks the written data, once, and a
-// request that saves last never walks it again. A save or renewal of a session that was not changed stores the
-// loaded bytes as they are. A value changed in place, such as a slice that
-// Get returned, is saved only when given to Set again.
+// request that saves last never walks it again. A save or renewal of a
+// session that was not changed stores the loaded bytes as they are. A
+// value changed in place, such as a slice that Get returned, is saved only
+// when given to Set again.
 //
 // # Expiry
 //

@@ -228,9 +228,9 @@ func (s *Store) decodeFailed(err error) error {
 // encodeSession returns the data to store for sess: the data it was
 // loaded with while that stands for its values unchanged, or that data
 // patched with the session's changes, or else its values encoded whole.
-// n is the number of values in data when the codec patched it from data
-// that stands for the values (see Session.wrote), and -1 otherwise.
-func (s *Store) encodeSession(sess *Session) (data []byte, n int, err error) {
+// patched is the number of values in data when the codec patched it from
+// data that stands for the values (see Session.wrote), and -1 otherwise.
+func (s *Store) encodeSession(sess *Session) (data []byte, patched int, err error) {
 	lazy := sess.rawStands()
 	if lazy && len(sess.changes) == 0 {
 		return sess.raw, -1, nil
@@ -238,14 +238,14 @@ func (s *Store) encodeSession(sess *Session) (data []byte, n int, err error) {
 	if sess.raw != nil && s.patcher != nil && !sess.cleared && len(sess.changes) > 0 {
 		// A decoded session knows how many values the data must hold;
 		// one that reads them from raw has them checked by the codec.
-		if data, n, ok := s.patcher.Patch(sess.raw, sess.changes, sess.values); ok && (lazy || n == len(sess.values)) {
+		if p, n, ok := s.patcher.Patch(sess.raw, sess.changes, sess.values); ok && (lazy || n == len(sess.values)) {
 			if n == 0 {
 				return nil, -1, nil
 			}
 			if !lazy {
 				n = -1
 			}
-			data, err = s.fits(data)
+			data, err = s.fits(p)
 			return data, n, err
 		}
 	}
@@ -289,14 +289,10 @@ func (s *Store) load(ctx context.Context, sess *Session, token string) error {
 	if s.cfg.mode == Locked {
 		return s.loadLocked(ctx, sess, tok, key, now)
 	}
-	rctx, err := s.readContext(ctx)
-	if err != nil {
-		return fmt.Errorf("session: load: %w", err)
-	}
 	var r row
 	var found bool
 	err = s.retry(ctx, "load", func() (err error) {
-		r, tok, key, found, err = s.readSession(rctx, nil, nil, &s.stmts.load, tok, key, now)
+		r, tok, key, found, err = s.readLive(ctx, tok, key, now)
 		return err
 	})
 	if err != nil {
@@ -462,7 +458,7 @@ func (s *Store) affected(ctx context.Context, op string, tx *sql.Tx, q querier, 
 func (s *Store) saveMerge(ctx context.Context, sess *Session, now time.Time) error {
 	w := mergeWait{read: time.Now()}
 	for attempt := 1; ; attempt++ {
-		data, n, err := s.encodeSession(sess)
+		data, patched, err := s.encodeSession(sess)
 		if err != nil {
 			return fmt.Errorf("session: save: %w", err)
 		}
@@ -477,7 +473,7 @@ func (s *Store) saveMerge(ctx context.Context, sess *Session, now time.Time) err
 			if exp.After(sess.expiry) {
 				sess.expiry = exp
 			}
-			sess.wrote(data, n)
+			sess.wrote(data, patched)
 			s.counters.updates.Add(1)
 			return nil
 		}
@@ -523,12 +519,8 @@ func (s *Store) rebaseFromStore(ctx context.Context, sess *Session, attempt int,
 	var found bool
 	now := s.now()
 	tok, key := sess.token, sess.key
-	rctx, err := s.readContext(ctx)
-	if err != nil {
-		return fmt.Errorf("reload: %w", err)
-	}
-	err = s.retry(ctx, "reload", func() (err error) {
-		r, tok, key, found, err = s.readSession(rctx, nil, nil, &s.stmts.load, sess.token, sess.key, now)
+	err := s.retry(ctx, "reload", func() (err error) {
+		r, tok, key, found, err = s.readLive(ctx, sess.token, sess.key, now)
 		return err
 	})
 	if err != nil {
@@ -562,7 +554,7 @@ func (s *Store) rebaseFromStore(ctx context.Context, sess *Session, attempt int,
 }
 
 func (s *Store) saveAny(ctx context.Context, sess *Session, now time.Time) error {
-	data, n, err := s.encodeSession(sess)
+	data, patched, err := s.encodeSession(sess)
 	if err != nil {
 		return fmt.Errorf("session: save: %w", err)
 	}
@@ -594,7 +586,7 @@ func (s *Store) saveAny(ctx context.Context, sess *Session, now time.Time) error
 	if exp.After(sess.expiry) {
 		sess.expiry = exp
 	}
-	sess.wrote(data, n)
+	sess.wrote(data, patched)
 	s.counters.updates.Add(1)
 	return nil
 }
@@ -899,10 +891,6 @@ func (s *Store) movedTo(ctx context.Context, tok, key string) (r row, atTok, atK
 	if s.cfg.renewGrace == 0 {
 		return row{}, tok, key, false, nil
 	}
-	rctx, err := s.readContext(ctx)
-	if err != nil {
-		return row{}, tok, key, false, err
-	}
-	r, atTok, atKey, found, err := s.readSession(rctx, nil, nil, &s.stmts.load, tok, key, s.now())
+	r, atTok, atKey, found, err := s.readLive(ctx, tok, key, s.now())
 	return r, atTok, atKey, err == nil && found && atKey != key, err
 }

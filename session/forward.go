@@ -87,6 +87,17 @@ func (s *Store) readSession(ctx context.Context, tx *sql.Tx, q querier, st *stmt
 	}
 }
 
+// readLive is readSession outside a transaction, under readContext(ctx):
+// the load, the merge's reload and the read of a renewed session's
+// forward.
+func (s *Store) readLive(ctx context.Context, tok, key string, now time.Time) (r row, atTok, atKey string, found bool, err error) {
+	rctx, err := s.readContext(ctx)
+	if err != nil {
+		return row{}, tok, key, false, err
+	}
+	return s.readSession(rctx, nil, nil, &s.stmts.load, tok, key, now)
+}
+
 // renewedFrom is the session a renewal moved: its token, key and expiry
 // just before.
 type renewedFrom struct {
