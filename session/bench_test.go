@@ -159,23 +159,89 @@ func benchLoad(b *testing.B, mode visit.KeyMode, read func(s *session.Session) b
 	benchTargets(b, func(b *testing.B, tg *testdb.Target) {
 		st, tab, tok := benchStore(b, tg, session.WithKeyMode(mode))
 		ctx := context.Background()
-		stmts, _ := tg.Dialect.Statements(tab)
-		sel := prepare(b, tg.DB, stmts.Load)
-		key := mode.StoredKey(tok)
-		now := tg.Dialect.EncodeTime(time.Now().UTC().Truncate(time.Microsecond))
-		var data []byte
-		var created, expiry any
-		var version int64
 		interleaved(b, func(int) {
 			s, err := st.Load(ctx, tok)
 			if err != nil || !read(s) {
 				b.Fatalf("load: %v", err)
 			}
-		}, func(int) {
-			if err := sel.QueryRowContext(ctx, key, now).Scan(&data, &created, &expiry, &version); err != nil {
+		}, bareLoad(b, tg, tab, mode.StoredKey(tok), time.Now()))
+	})
+}
+
+// bareLoad returns the limit of a load: the store's SELECT of the row
+// stored under key, live at instant at, prepared, scanned into a []byte
+// and plain destinations as plain database/sql code would.
+func bareLoad(b *testing.B, tg *testdb.Target, tab visit.Table, key string, at time.Time) func(int) {
+	b.Helper()
+	stmts, _ := tg.Dialect.Statements(tab)
+	sel := prepare(b, tg.DB, stmts.Load)
+	now := tg.Dialect.EncodeTime(at.UTC().Truncate(time.Microsecond))
+	ctx := context.Background()
+	var data []byte
+	var created, expiry any
+	var version int64
+	return func(int) {
+		if err := sel.QueryRowContext(ctx, key, now).Scan(&data, &created, &expiry, &version); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// loadStepSink keeps each step's Session alive, as a load's caller does.
+var loadStepSink *session.Session
+
+// BenchmarkLoadInPlace builds BenchmarkLoad's operation up one step at a
+// time, each version beside the same bare SELECT, so that each step's cost
+// shows as it is between the database's statements (caches cold, the
+// driver's work in between), where BenchmarkLoadSteps measures the steps
+// alone in a tight loop: the read of the row under a key and an instant
+// given (read), then with the token hashed into its key (token), the clock
+// read (clock), the Session allocated (session), the stored data checked
+// for reads (check), and last the whole load reading one value, as
+// BenchmarkLoad does (load).
+func BenchmarkLoadInPlace(b *testing.B) {
+	benchTargets(b, func(b *testing.B, tg *testdb.Target) {
+		st, tab, tok := benchStore(b, tg)
+		ctx := context.Background()
+		key := visit.HashToken(tok)
+		at := time.Now().UTC().Truncate(time.Microsecond)
+		bare := bareLoad(b, tg, tab, key, at)
+		read := func(key string, at time.Time) []byte {
+			data, err := st.LoadStepRead(ctx, tok, key, at)
+			if err != nil {
 				b.Fatal(err)
 			}
-		})
+			return data
+		}
+		for _, step := range []struct {
+			name string
+			op   func(int)
+		}{
+			{"read", func(int) { read(key, at) }},
+			{"token", func(int) { read(st.LoadStepKey(tok), at) }},
+			{"clock", func(int) { read(st.LoadStepKey(tok), st.LoadStepNow()) }},
+			{"session", func(int) {
+				read(st.LoadStepKey(tok), st.LoadStepNow())
+				loadStepSink = new(session.Session)
+			}},
+			{"check", func(int) {
+				k := st.LoadStepKey(tok)
+				s, err := st.LoadStepBind(tok, k, read(k, st.LoadStepNow()))
+				if err != nil {
+					b.Fatal(err)
+				}
+				loadStepSink = s
+			}},
+			{"load", func(int) {
+				s, err := st.Load(ctx, tok)
+				if err != nil || s.Len() != 10 || s.GetInt64("user_id") != 1234567 {
+					b.Fatalf("load: %v", err)
+				}
+				loadStepSink = s
+			}},
+		} {
+			b.Run(step.name, func(b *testing.B) { interleaved(b, step.op, bare) })
+		}
 	})
 }
 
