@@ -50,17 +50,16 @@ type Dialect interface {
 	// a renewed session's forward) detached from its context's
 	// cancellation, once it has checked that the context is not done, and
 	// the value of the query's one column that says it may (compared
-	// without regard to case); query is empty where
-	// reads always watch their context. A read may run detached where it
-	// runs in the application's process and cannot wait for a writer, so
-	// that watching the context — a goroutine per statement in
-	// database/sql and in the driver — would cost more than the read and
-	// could cut nothing short; the context's values still reach the
-	// driver. SQLite asks for the journal mode and detaches in WAL mode,
-	// where a reader waits only for the recovery of a crashed writer's
-	// log, within busy_timeout; PostgreSQL and MySQL never detach: their
-	// reads cross a network, which a cancelled request must be able to
-	// abandon.
+	// without regard to case); query is empty where reads always watch
+	// their context. A read may run detached where it runs in the
+	// application's process and cannot wait for a writer, so that
+	// watching the context — a goroutine per statement in database/sql and
+	// in the driver — would cost more than the read and could cut nothing
+	// short; the context's values still reach the driver. SQLite asks for
+	// the journal mode and detaches in WAL mode, where a reader waits only
+	// for the recovery of a crashed writer's log, within busy_timeout;
+	// PostgreSQL and MySQL never detach: their reads cross a network,
+	// which a cancelled request must be able to abandon.
 	DetachReads() (query, detached string)
 }
 

@@ -142,10 +142,10 @@ func (m *mocked) expectCatalog() {
 	m.mock.ExpectQuery(q).WithArgs(values(args)...).WillReturnRows(sqlmock.NewRows([]string{"count"}).AddRow(1))
 }
 
-// expectJournal expects the dialect's query by which session.Open learns
+// expectDetachQuery expects the dialect's query by which session.Open learns
 // whether reads may run detached (dialect.Dialect.DetachReads), answered
 // with the value that lets them: on the SQLite dialects, WAL mode.
-func (m *mocked) expectJournal() {
+func (m *mocked) expectDetachQuery() {
 	if q, detached := m.d.DetachReads(); q != "" {
 		m.mock.ExpectQuery(q).WillReturnRows(sqlmock.NewRows([]string{"answer"}).AddRow(detached))
 	}
@@ -164,7 +164,7 @@ func (m *mocked) statementOrder() []string {
 // statement.
 func (m *mocked) expectOpen() {
 	m.expectCatalog()
-	m.expectJournal()
+	m.expectDetachQuery()
 	m.prepared = nil
 	if m.d.Prepare() {
 		order := m.statementOrder()

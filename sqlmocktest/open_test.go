@@ -41,7 +41,7 @@ func TestOpenPrepareFailure(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			m := newMock(t, name)
 			m.expectCatalog()
-			m.expectJournal()
+			m.expectDetachQuery()
 			order := m.statementOrder()
 			for _, q := range order[:3] {
 				m.mock.ExpectPrepare(q).WillBeClosed()
